@@ -1,0 +1,62 @@
+//! `pagerbridge`: one binary, one subcommand per job.
+
+mod emulator;
+mod logging;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "pagerbridge",
+    version,
+    about = "Connects monitoring systems to PagerDuty in both directions, without losing an alert",
+    long_about = "pagerbridge turns monitoring problems into PagerDuty incidents and carries \
+acknowledgements and resolutions back to the monitor. This build provides the PagerDuty \
+emulator; `serve` and the other subcommands arrive with the next milestones."
+)]
+struct Cli {
+    /// Log level: error, warn, info, debug or trace (or a tracing filter such as
+    /// `pagerduty_emulator=debug`).
+    #[arg(long, global = true, env = "PAGERBRIDGE_LOG", default_value = "info")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local PagerDuty (Events API v2/v1, change events, REST API, webhooks) for trying
+    /// pagerbridge or your own integrations offline.
+    Emulator(emulator::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(&cli.log_level) {
+        eprintln!("pagerbridge: {e:#}");
+        return std::process::ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pagerbridge: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Emulator(args) => emulator::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pagerbridge: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
