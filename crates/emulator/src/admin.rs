@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::Shared;
 use crate::faults::FaultSpec;
 use crate::seed::Settings;
-use crate::server::json_response;
+use crate::server::{Id, json_response};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -113,9 +113,9 @@ async fn list_faults(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn add_fault(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
-    let spec: FaultSpec = match serde_json::from_slice(&body) {
+    let spec = match FaultSpec::from_json(&body) {
         Ok(f) => f,
-        Err(e) => return bad(format!("fault: {e}")),
+        Err(e) => return bad(e),
     };
     match s.faults.add(spec) {
         Ok(id) => json_response(201, &json!({"id": id})),
@@ -132,19 +132,29 @@ async fn get_settings(State(s): State<Arc<Shared>>) -> Response {
     json_response(200, &json!(s.world().settings))
 }
 
-/// Replaces the settings; fields left out keep their defaults.
+/// Changes the settings named in the body; the others keep their current values, so a test can
+/// turn one limit off without resetting the rest.
 async fn put_settings(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
-    let settings: Settings = match serde_json::from_slice(&body) {
+    let patch: serde_json::Map<String, Value> = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("settings: {e}")),
+    };
+    let mut world = s.world();
+    let mut merged = json!(world.settings);
+    for (k, v) in patch {
+        merged[k] = v;
+    }
+    let settings: Settings = match serde_json::from_value(merged) {
         Ok(v) => v,
         Err(e) => return bad(format!("settings: {e}")),
     };
     s.webhooks.set_settings(settings.clone());
-    s.world().settings = settings.clone();
+    world.settings = settings.clone();
     json_response(200, &json!(settings))
 }
 
 /// The incident opened for a dedup key, for tests that only know the key they sent.
-async fn incident_by_key(State(s): State<Arc<Shared>>, Path(key): Path<String>) -> Response {
+async fn incident_by_key(State(s): State<Arc<Shared>>, Id(key): Id) -> Response {
     let w = s.world();
     match w.incidents.iter().rposition(|i| i.incident_key == key) {
         Some(i) => json_response(200, &json!({"incident": w.incident_json(i, &[])})),

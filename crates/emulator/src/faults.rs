@@ -58,6 +58,28 @@ pub struct FaultSpec {
 }
 
 impl FaultSpec {
+    /// Parses a spec sent to the admin API, naming the field at fault. serde's own message names
+    /// a missing or unknown field but not one whose value is wrong, so each field is tried alone
+    /// (alone, the only error that is not about that field is the missing `kind`).
+    pub fn from_json(body: &[u8]) -> Result<FaultSpec, String> {
+        let whole = match serde_json::from_slice::<FaultSpec>(body) {
+            Ok(spec) => return Ok(spec),
+            Err(e) => e,
+        };
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) {
+            for (name, value) in fields {
+                let alone =
+                    serde_json::Value::Object([(name.clone(), value)].into_iter().collect());
+                if let Err(e) = serde_json::from_value::<FaultSpec>(alone)
+                    && !e.to_string().starts_with("missing field")
+                {
+                    return Err(format!("{name}: {e}"));
+                }
+            }
+        }
+        Err(format!("fault: {whole}"))
+    }
+
     /// Names the field that makes a spec unusable.
     pub fn validate(&self) -> Result<(), String> {
         match self.kind {

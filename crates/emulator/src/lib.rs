@@ -237,8 +237,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             server::record_layer,
         ))
+        .layer(axum::middleware::from_fn(server::log_layer))
         .merge(admin::routes())
         .merge(page::routes())
         .fallback(rest_api::not_found)
+        .method_not_allowed_fallback(server::method_not_allowed)
         .with_state(shared)
 }

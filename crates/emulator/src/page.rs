@@ -4,13 +4,14 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use jiff::Timestamp;
 use pagerduty::rest::IncidentStatus;
 
 use crate::Shared;
+use crate::server::Id;
 use crate::world::{World, rest_time};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -116,7 +117,7 @@ fn incidents_table(w: &World, b: &mut String) {
     b.push_str("</table>");
 }
 
-async fn incident(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+async fn incident(State(s): State<Arc<Shared>>, Id(id): Id) -> Response {
     let w = s.world();
     let Some(i) = w.incident_by_id(&id) else {
         return (

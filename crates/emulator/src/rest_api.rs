@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::routing::{get, post};
 use jiff::Timestamp;
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::seed::{TokenKind, WebhookVersion};
-use crate::server::{json_response, rest_rate_limit_body};
+use crate::server::{Id, json_response, rest_rate_limit_body};
 use crate::world::{
     IncidentPatch, NewIncidentReq, RestError, SubscriptionRec, World, new_id, new_secret,
 };
@@ -63,21 +63,12 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             get(get_subscription).delete(delete_subscription),
         )
         .route("/webhook_subscriptions/{id}/ping", post(ping_subscription))
-        .method_not_allowed_fallback(method_not_allowed)
 }
 
 pub(crate) async fn not_found() -> Response {
     json_response(
         404,
         &json!({"error": {"message": "Not Found", "code": 2100}}),
-    )
-}
-
-async fn method_not_allowed(method: Method) -> Response {
-    json_response(
-        405,
-        &json!({"error": {"message": "Method Not Allowed", "code": 2000,
-            "errors": [format!("{method} is not supported on this path")]}}),
     )
 }
 
@@ -289,7 +280,8 @@ impl Query {
         };
         let offset = num("offset")?.unwrap_or(0);
         let limit = num("limit")?.unwrap_or(25).clamp(1, 100);
-        if offset + limit > MAX_OFFSET {
+        // saturating: an offset near u64::MAX must be refused, not overflow.
+        if offset.saturating_add(limit) > MAX_OFFSET {
             return Err(RestError::invalid([format!(
                 "offset + limit must not exceed {MAX_OFFSET} (got offset {offset}, limit {limit}); narrow the query with since/until to see further"
             )]));
@@ -316,12 +308,20 @@ fn parse_time(v: &str) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-fn page(key: &str, items: Vec<Value>, offset: u64, limit: u64, total: bool) -> Response {
-    let count = items.len() as u64;
-    let slice: Vec<Value> = items
-        .into_iter()
+/// One page of `found` (world indices in list order). Only the page is rendered: an account
+/// can hold tens of thousands of incidents, walked a hundred at a time.
+fn page(
+    key: &str,
+    found: &[usize],
+    (offset, limit, total): (u64, u64, bool),
+    render: impl Fn(usize) -> Value,
+) -> Response {
+    let count = found.len() as u64;
+    let slice: Vec<Value> = found
+        .iter()
         .skip(offset as usize)
         .take(limit as usize)
+        .map(|&i| render(i))
         .collect();
     json_response(
         200,
@@ -340,7 +340,10 @@ async fn read_json(body: Body, headers: &HeaderMap) -> Result<Value, RestError> 
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ct.to_ascii_lowercase().starts_with("application/json") {
+    // The media type must match exactly; `application/jsonp` or `application/json-seq` is no
+    // JSON body to PagerDuty. Parameters such as `charset` are allowed.
+    let media_type = ct.split(';').next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
         return Err(RestError::invalid([format!(
             "Content-Type must be application/json (got {:?})",
             if ct.is_empty() { "nothing" } else { ct }
@@ -425,7 +428,7 @@ async fn list_incidents(
     let r = (|| {
         caller?;
         let q = Query::parse(q)?;
-        let (offset, limit, total) = q.paging()?;
+        let paging = q.paging()?;
         let now = Timestamp::now();
         let statuses = q
             .many("statuses")
@@ -511,11 +514,9 @@ async fn list_incidents(
             }
             ord.then(x.number.cmp(&y.number))
         });
-        let items = found
-            .iter()
-            .map(|&i| world.incident_json(i, &include))
-            .collect();
-        Ok(page("incidents", items, offset, limit, total))
+        Ok(page("incidents", &found, paging, |i| {
+            world.incident_json(i, &include)
+        }))
     })();
     call.finish(r)
 }
@@ -552,7 +553,7 @@ fn incident_idx(world: &World, id: &str) -> Result<usize, RestError> {
 async fn get_incident(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
     RawQuery(q): RawQuery,
 ) -> Response {
     let (call, caller) = begin(&s, &headers, false);
@@ -573,7 +574,7 @@ async fn get_incident(
 async fn update_incident(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
     body: Body,
 ) -> Response {
     let (call, caller) = begin(&s, &headers, true);
@@ -641,7 +642,26 @@ async fn bulk_update(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bod
             let i = world.incident_by_id(&id).ok_or_else(|| {
                 RestError::invalid([format!("{prefix}.id: incident {id} not found")])
             })?;
-            world.check_update(i, &patch)?;
+            world.check_update(i, &patch).map_err(|mut e| {
+                e.errors = e.errors.iter().map(|m| format!("{prefix}: {m}")).collect();
+                e
+            })?;
+            // The world is only changed after the whole batch passed, so an earlier element
+            // resolving the same incident is not visible to `check_update`; applied one by one,
+            // the later change would be refused.
+            let resolved_earlier = plan.iter().any(|(j, p): &(usize, IncidentPatch)| {
+                *j == i && p.status == Some(IncidentStatus::Resolved)
+            });
+            if resolved_earlier && patch.status.is_some() {
+                return Err(RestError {
+                    status: 400,
+                    message: "Incident Already Resolved".into(),
+                    code: 1001,
+                    errors: vec![format!(
+                        "{prefix}: incident {id} is resolved by an earlier element of this batch"
+                    )],
+                });
+            }
             plan.push((i, patch));
         }
         let now = Timestamp::now();
@@ -706,11 +726,7 @@ async fn create_incident(State(s): State<Arc<Shared>>, headers: HeaderMap, body:
     call.finish(r)
 }
 
-async fn list_notes(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn list_notes(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
     let (call, caller) = begin(&s, &headers, false);
     let r = (|| {
         caller?;
@@ -728,7 +744,7 @@ async fn list_notes(
 async fn create_note(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
     body: Body,
 ) -> Response {
     let (call, caller) = begin(&s, &headers, true);
@@ -766,9 +782,9 @@ fn log_filter(q: &Query) -> Result<(Option<Timestamp>, Option<Timestamp>), RestE
 
 /// Log entries newest first, as PagerDuty lists them.
 fn logs_page(world: &World, q: &Query, incident: Option<usize>) -> Reply {
-    let (offset, limit, total) = q.paging()?;
+    let paging = q.paging()?;
     let (since, until) = log_filter(q)?;
-    let items: Vec<Value> = (0..world.logs.len())
+    let found: Vec<usize> = (0..world.logs.len())
         .rev()
         .filter(|&l| {
             let log = &world.logs[l];
@@ -776,15 +792,14 @@ fn logs_page(world: &World, q: &Query, incident: Option<usize>) -> Reply {
                 && since.is_none_or(|t| log.created_at >= t)
                 && until.is_none_or(|t| log.created_at < t)
         })
-        .map(|l| world.log_json(l))
         .collect();
-    Ok(page("log_entries", items, offset, limit, total))
+    Ok(page("log_entries", &found, paging, |l| world.log_json(l)))
 }
 
 async fn incident_log_entries(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
     RawQuery(q): RawQuery,
 ) -> Response {
     let (call, caller) = begin(&s, &headers, false);
@@ -813,11 +828,7 @@ async fn list_log_entries(
     call.finish(r)
 }
 
-async fn get_log_entry(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn get_log_entry(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
     let (call, caller) = begin(&s, &headers, false);
     let r = (|| {
         caller?;
@@ -835,14 +846,14 @@ async fn get_log_entry(
 async fn incident_alerts(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
     RawQuery(q): RawQuery,
 ) -> Response {
     let (call, caller) = begin(&s, &headers, false);
     let r = (|| {
         caller?;
         let q = Query::parse(q)?;
-        let (offset, limit, total) = q.paging()?;
+        let paging = q.paging()?;
         let statuses = q.many("statuses");
         if let Some(bad) = statuses
             .iter()
@@ -854,10 +865,11 @@ async fn incident_alerts(
         }
         let world = s.world();
         let i = incident_idx(&world, &id)?;
-        let items: Vec<Value> = world.incidents[i]
+        let found: Vec<usize> = world.incidents[i]
             .alerts
             .iter()
-            .filter(|&&a| {
+            .copied()
+            .filter(|&a| {
                 let st = if world.alerts[a].resolved {
                     "resolved"
                 } else {
@@ -865,9 +877,8 @@ async fn incident_alerts(
                 };
                 statuses.is_empty() || statuses.contains(&st)
             })
-            .map(|&a| world.alert_json(a))
             .collect();
-        Ok(page("alerts", items, offset, limit, total))
+        Ok(page("alerts", &found, paging, |a| world.alert_json(a)))
     })();
     call.finish(r)
 }
@@ -883,27 +894,24 @@ async fn list_services(
     let r = (|| {
         caller?;
         let q = Query::parse(q)?;
-        let (offset, limit, total) = q.paging()?;
+        let paging = q.paging()?;
         let name = q.one("query").map(str::to_lowercase);
         let world = s.world();
         let now = Timestamp::now();
-        let items = (0..world.services.len())
+        let found: Vec<usize> = (0..world.services.len())
             .filter(|&i| {
                 name.as_ref()
                     .is_none_or(|n| world.services[i].name.to_lowercase().contains(n))
             })
-            .map(|i| world.service_json(i, now))
             .collect();
-        Ok(page("services", items, offset, limit, total))
+        Ok(page("services", &found, paging, |i| {
+            world.service_json(i, now)
+        }))
     })();
     call.finish(r)
 }
 
-async fn get_service(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn get_service(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
     let (call, caller) = begin(&s, &headers, false);
     let r = (|| {
         caller?;
@@ -923,7 +931,7 @@ async fn get_service(
 async fn update_service(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
     body: Body,
 ) -> Response {
     let (call, caller) = begin(&s, &headers, true);
@@ -973,7 +981,7 @@ async fn list_windows(
     let r = (|| {
         caller?;
         let q = Query::parse(q)?;
-        let (offset, limit, total) = q.paging()?;
+        let paging = q.paging()?;
         let service_ids = q.many("service_ids");
         let filter = q.one("filter").unwrap_or("all");
         if !["past", "future", "ongoing", "open", "all"].contains(&filter) {
@@ -983,7 +991,7 @@ async fn list_windows(
         }
         let now = Timestamp::now();
         let world = s.world();
-        let items = (0..world.windows.len())
+        let found: Vec<usize> = (0..world.windows.len())
             .filter(|&w| {
                 let win = &world.windows[w];
                 let state_ok = match filter {
@@ -1000,18 +1008,15 @@ async fn list_windows(
                             .iter()
                             .any(|&sv| service_ids.contains(&world.services[sv].id.as_str())))
             })
-            .map(|w| world.window_json(w))
             .collect();
-        Ok(page("maintenance_windows", items, offset, limit, total))
+        Ok(page("maintenance_windows", &found, paging, |w| {
+            world.window_json(w)
+        }))
     })();
     call.finish(r)
 }
 
-async fn get_window(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn get_window(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
     let (call, caller) = begin(&s, &headers, false);
     let r = (|| {
         caller?;
@@ -1079,11 +1084,7 @@ async fn create_window(State(s): State<Arc<Shared>>, headers: HeaderMap, body: B
     call.finish(r)
 }
 
-async fn delete_window(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn delete_window(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
     let (call, caller) = begin(&s, &headers, true);
     let r = (|| {
         caller?;
@@ -1121,28 +1122,23 @@ async fn list_users(
     let r = (|| {
         caller?;
         let q = Query::parse(q)?;
-        let (offset, limit, total) = q.paging()?;
+        let paging = q.paging()?;
         let name = q.one("query").map(str::to_lowercase);
         let world = s.world();
-        let items = (0..world.users.len())
+        let found: Vec<usize> = (0..world.users.len())
             .filter(|&u| {
                 name.as_ref().is_none_or(|n| {
                     world.users[u].name.to_lowercase().contains(n)
                         || world.users[u].email.to_lowercase().contains(n)
                 })
             })
-            .map(|u| world.user_json(u))
             .collect();
-        Ok(page("users", items, offset, limit, total))
+        Ok(page("users", &found, paging, |u| world.user_json(u)))
     })();
     call.finish(r)
 }
 
-async fn get_user(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn get_user(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
     let (call, caller) = begin(&s, &headers, false);
     let r = (|| {
         caller?;
@@ -1182,14 +1178,22 @@ async fn list_subscriptions(
     let r = (|| {
         caller?;
         let q = Query::parse(q)?;
-        let (offset, limit, total) = q.paging()?;
+        let paging = q.paging()?;
         let world = s.world();
-        let items = (0..world.subscriptions.len())
-            .map(|i| world.subscription_json(i, false))
-            .collect();
-        Ok(page("webhook_subscriptions", items, offset, limit, total))
+        let found: Vec<usize> = (0..world.subscriptions.len()).collect();
+        Ok(page("webhook_subscriptions", &found, paging, |i| {
+            subscription_view(&s, &world, i, false)
+        }))
     })();
     call.finish(r)
+}
+
+/// A subscription as PagerDuty shows it, with the pause the delivery worker may have imposed.
+fn subscription_view(s: &Shared, world: &World, i: usize, with_secret: bool) -> Value {
+    let mut v = world.subscription_json(i, with_secret);
+    v["delivery_method"]["temporarily_disabled"] =
+        json!(s.webhooks.is_paused(&world.subscriptions[i].id));
+    v
 }
 
 fn subscription_idx(world: &World, id: &str) -> Result<usize, RestError> {
@@ -1203,7 +1207,7 @@ fn subscription_idx(world: &World, id: &str) -> Result<usize, RestError> {
 async fn get_subscription(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Response {
     let (call, caller) = begin(&s, &headers, false);
     let r = (|| {
@@ -1212,7 +1216,7 @@ async fn get_subscription(
         let i = subscription_idx(&world, &id)?;
         Ok(json_response(
             200,
-            &json!({"webhook_subscription": world.subscription_json(i, false)}),
+            &json!({"webhook_subscription": subscription_view(&s, &world, i, false)}),
         ))
     })();
     call.finish(r)
@@ -1267,7 +1271,7 @@ async fn create_subscription(
             description: string_field(&v, &format!("{p}.description"), false)?,
             active: field(&v, &format!("{p}.active")).and_then(Value::as_bool).unwrap_or(true),
         });
-        Ok(json_response(200, &json!({"webhook_subscription": world.subscription_json(i, true)})))
+        Ok(json_response(200, &json!({"webhook_subscription": subscription_view(&s, &world, i, true)})))
     }
     .await;
     call.finish(r)
@@ -1276,7 +1280,7 @@ async fn create_subscription(
 async fn delete_subscription(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Response {
     let (call, caller) = begin(&s, &headers, true);
     let r = (|| {
@@ -1292,7 +1296,7 @@ async fn delete_subscription(
 async fn ping_subscription(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Response {
     let (call, caller) = begin(&s, &headers, true);
     let r = (|| {

@@ -311,6 +311,18 @@ impl Seed {
                         "services[{i}].integrations[{j}].key is empty"
                     )));
                 }
+                // The events validators refuse any other key before it reaches the service, so
+                // such an integration could never receive an event.
+                let alphanumeric = integ.key.chars().all(|c| c.is_ascii_alphanumeric());
+                if integ.key.chars().count() != pagerduty::events::ROUTING_KEY_LEN
+                    || (integ.kind == IntegrationKind::EventsApiV2 && !alphanumeric)
+                {
+                    return Err(SeedError::Invalid(format!(
+                        "services[{i}].integrations[{j}].key {:?} is not a 32-character integration key \
+                         (letters and digits only for events_api_v2), so no event could use it",
+                        integ.key
+                    )));
+                }
                 if !keys.insert(integ.key.as_str()) {
                     return Err(SeedError::Invalid(format!(
                         "services[{i}].integrations[{j}].key {:?} is used twice",

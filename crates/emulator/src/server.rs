@@ -174,6 +174,30 @@ pub(crate) async fn faults_layer(
     }
 }
 
+/// Every API request at debug level: what arrived and what the emulator answered. Bodies of
+/// events are logged by the events routes, with what they did.
+pub(crate) async fn log_layer(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let from = req
+        .headers()
+        .get("from")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::debug!(
+        %method,
+        %path,
+        from = from.as_deref().unwrap_or(""),
+        status = resp.status().as_u16(),
+        dropped = resp.extensions().get::<DropConnection>().is_some(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
 /// One API request and the emulator's answer, as a client received it.
 #[derive(Debug, Clone)]
 pub struct Exchange {
@@ -222,4 +246,44 @@ pub(crate) async fn record_layer(
             body: bytes.to_vec(),
         });
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The one `{id}`-like parameter of a path. Axum's `Path` answers an id that is not UTF-8 once
+/// percent-decoded with a plain-text 400 before the handler runs; PagerDuty answers JSON, after
+/// authentication. No PagerDuty id contains `%`, so such an id is kept as sent and looked up like
+/// any other: not found.
+pub(crate) struct Id(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if let Ok(axum::extract::Path(id)) =
+            axum::extract::Path::<String>::from_request_parts(parts, state).await
+        {
+            return Ok(Id(id));
+        }
+        // The raw segment at the position of the `{...}` segment of the matched route.
+        let position = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .and_then(|m| m.as_str().split('/').position(|seg| seg.starts_with('{')));
+        let raw = position
+            .and_then(|i| parts.uri.path().split('/').nth(i))
+            .unwrap_or_default();
+        Ok(Id(raw.to_owned()))
+    }
+}
+
+/// A method a known path does not serve, answered in PagerDuty's error shape (2001: PagerDuty's
+/// code for input it cannot act on).
+pub(crate) async fn method_not_allowed(method: axum::http::Method) -> Response {
+    json_response(
+        405,
+        &json!({"error": {"message": "Method Not Allowed", "code": 2001,
+            "errors": [format!("{method} is not supported on this path")]}}),
+    )
 }

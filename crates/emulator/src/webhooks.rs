@@ -1,10 +1,11 @@
 //! Delivers webhook bodies to subscribers the way PagerDuty does: signed, with `X-Webhook-Id`,
 //! one at a time per subscription (so per-incident order holds), retrying 429, 5xx, timeouts and
-//! connection errors with exponential backoff, dropping other 4xx answers.
+//! connection errors with exponential backoff, dropping other 4xx answers, and pausing a
+//! subscription for 24 h after 3 consecutive dropped deliveries.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -21,7 +22,14 @@ pub enum DeliveryState {
     Dropped,
     /// Still failing after the last attempt.
     GaveUp,
+    /// Not sent: the subscription is paused after consecutive dropped deliveries.
+    SubscriptionDisabled,
 }
+
+/// Consecutive deliveries that ended without success before a subscription is paused.
+pub const DISABLE_AFTER_DROPPED: u32 = 3;
+/// How long PagerDuty pauses such a subscription.
+pub const DISABLED_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryRecord {
@@ -52,6 +60,14 @@ struct Inner {
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
     log: Mutex<Vec<DeliveryRecord>>,
     settings: Mutex<Settings>,
+    health: Mutex<HashMap<String, Health>>,
+}
+
+/// A subscription's run of failed deliveries, and the pause it earned.
+#[derive(Default)]
+struct Health {
+    dropped_in_a_row: u32,
+    disabled_until: Option<Instant>,
 }
 
 impl Webhooks {
@@ -68,6 +84,7 @@ impl Webhooks {
                 queues: Mutex::new(HashMap::new()),
                 log: Mutex::new(Vec::new()),
                 settings: Mutex::new(settings),
+                health: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -111,12 +128,25 @@ impl Webhooks {
         self.inner.log.lock().expect("log lock").clone()
     }
 
+    /// Whether deliveries to this subscription are paused after repeated failures.
+    pub fn is_paused(&self, subscription: &str) -> bool {
+        self.inner
+            .health
+            .lock()
+            .expect("health lock")
+            .get(subscription)
+            .and_then(|h| h.disabled_until)
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Forgets finished deliveries and paused subscriptions (an emulator reset).
     pub fn clear_log(&self) {
         self.inner
             .log
             .lock()
             .expect("log lock")
             .retain(|r| r.state == DeliveryState::Pending);
+        self.inner.health.lock().expect("health lock").clear();
     }
 
     fn update(&self, webhook_id: &str, f: impl FnOnce(&mut DeliveryRecord)) {
@@ -133,11 +163,40 @@ fn update(inner: &Inner, webhook_id: &str, f: impl FnOnce(&mut DeliveryRecord)) 
 
 async fn worker(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(job) = rx.recv().await {
-        deliver(&inner, job).await;
+        let sub = job.outgoing.subscription.clone();
+        let paused = inner
+            .health
+            .lock()
+            .expect("health lock")
+            .get(&sub)
+            .and_then(|h| h.disabled_until)
+            .is_some_and(|until| Instant::now() < until);
+        if paused {
+            update(&inner, &job.outgoing.webhook_id, |r| {
+                r.state = DeliveryState::SubscriptionDisabled;
+                r.last_error = Some(format!(
+                    "subscription temporarily disabled after {DISABLE_AFTER_DROPPED} consecutive dropped deliveries"
+                ));
+            });
+            continue;
+        }
+        let delivered = deliver(&inner, job).await;
+        let mut health = inner.health.lock().expect("health lock");
+        let h = health.entry(sub).or_default();
+        if delivered {
+            h.dropped_in_a_row = 0;
+        } else {
+            h.dropped_in_a_row += 1;
+            if h.dropped_in_a_row >= DISABLE_AFTER_DROPPED {
+                h.dropped_in_a_row = 0;
+                h.disabled_until = Some(Instant::now() + DISABLED_FOR);
+            }
+        }
     }
 }
 
-async fn deliver(inner: &Inner, job: Job) {
+/// Tries one delivery until it succeeds, is dropped or is given up; true when delivered.
+async fn deliver(inner: &Inner, job: Job) -> bool {
     let id = job.outgoing.webhook_id.clone();
     let mut attempt = 0u32;
     loop {
@@ -172,7 +231,7 @@ async fn deliver(inner: &Inner, job: Job) {
                     r.last_status = status;
                     r.last_error = None;
                 });
-                return;
+                return true;
             }
             Some(s) => s == 429 || s >= 500,
             None => true,
@@ -192,7 +251,7 @@ async fn deliver(inner: &Inner, job: Job) {
         });
         if give_up {
             tracing::debug!(webhook_id = %id, ?status, ?error, "webhook delivery ended without success");
-            return;
+            return false;
         }
         let base = settings.webhook_retry_base_ms.max(1);
         let backoff = base

@@ -402,13 +402,25 @@ impl World {
 
     /// Back to the seeded state; settings changed at run time are kept.
     pub fn reset(&mut self) {
-        let settings = self.settings.clone();
-        let subscriptions = self.subscriptions.clone();
-        let fresh = World::new(self.seed.clone(), self.base_url.clone()).expect("seed was valid");
+        let mut fresh =
+            World::new(self.seed.clone(), self.base_url.clone()).expect("seed was valid");
+        fresh.settings = self.settings.clone();
+        // Subscriptions keep their ids and secrets, and seeded users, services and integrations
+        // the ids generated at start: receivers and clients were configured with them. The
+        // seeded lists cannot grow or shrink at run time, so positions match.
+        fresh.subscriptions = std::mem::take(&mut self.subscriptions);
+        for (new, old) in fresh.users.iter_mut().zip(&self.users) {
+            new.id.clone_from(&old.id);
+        }
+        for (new, old) in fresh.services.iter_mut().zip(&self.services) {
+            new.id.clone_from(&old.id);
+        }
+        for (key, integ) in fresh.integrations.iter_mut() {
+            if let Some(old) = self.integrations.get(key) {
+                integ.id.clone_from(&old.id);
+            }
+        }
         *self = fresh;
-        self.settings = settings;
-        // Subscriptions keep their ids and secrets: receivers were configured with them.
-        self.subscriptions = subscriptions;
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<usize> {
@@ -443,8 +455,9 @@ impl World {
             .find(|w| w.services.contains(&service) && w.start <= now && now < w.end)
     }
 
-    /// PagerDuty's service status: disabled and maintenance first, then the worst open incident
-    /// (a triggered high-urgency one makes it critical, any other open one a warning).
+    /// PagerDuty's service status: disabled and maintenance first, then the worst open incident.
+    /// The REST reference defines it by incident status alone, whatever the urgency: any
+    /// triggered incident makes the service critical, else any acknowledged one a warning.
     pub fn service_status(&self, service: usize, now: Timestamp) -> &'static str {
         let s = &self.services[service];
         if s.disabled {
@@ -455,10 +468,10 @@ impl World {
         }
         let mut status = "active";
         for inc in self.incidents.iter().filter(|i| i.service == service) {
-            match (inc.status, inc.urgency) {
-                (IncidentStatus::Triggered, Urgency::High) => return "critical",
-                (IncidentStatus::Resolved, _) => {}
-                _ => status = "warning",
+            match inc.status {
+                IncidentStatus::Triggered => return "critical",
+                IncidentStatus::Acknowledged => status = "warning",
+                IncidentStatus::Resolved => {}
             }
         }
         status
@@ -1234,11 +1247,13 @@ impl World {
             "responder_requests": [],
             "urgency": inc.urgency.as_str(),
         });
-        // PagerDuty sends `"resolved_at": null` while open; the published schema does not allow
-        // null there, so the field is left out instead (see the contract crate's defect list).
-        if let Some(r) = inc.resolved_at {
-            v["resolved_at"] = json!(rest_time(r));
-        }
+        // PagerDuty sends `"resolved_at": null` while open (its own examples do), although the
+        // published schema forgets `nullable`; the contract crate lists that defect. A client
+        // must meet the null here before it meets it in production.
+        v["resolved_at"] = inc
+            .resolved_at
+            .map(|r| json!(rest_time(r)))
+            .unwrap_or(Value::Null);
         if include.iter().any(|x| x == "body") {
             v["body"] = json!({"type": "incident_body", "details": inc.body_details.clone().unwrap_or_default()});
         }

@@ -565,7 +565,7 @@ impl WindowFilter {
 }
 
 /// A status change of one incident: `PUT /incidents/{id}` or one element of the bulk `PUT /incidents`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -590,10 +590,25 @@ fn incident_reference() -> String {
     "incident_reference".into()
 }
 
+// Written out because a derived Default would leave `type` empty, which PagerDuty refuses.
+impl Default for IncidentUpdate {
+    fn default() -> Self {
+        IncidentUpdate {
+            id: None,
+            kind: incident_reference(),
+            status: None,
+            resolution: None,
+            title: None,
+            urgency: None,
+            escalation_level: None,
+            assignments: None,
+        }
+    }
+}
+
 impl IncidentUpdate {
     pub fn status(status: IncidentStatus) -> Self {
         IncidentUpdate {
-            kind: incident_reference(),
             status: Some(status),
             ..Default::default()
         }
@@ -676,6 +691,19 @@ mod tests {
         assert_eq!(inc.acknowledgements[0].acknowledger.id, "PXPGF42");
         let back = serde_json::to_value(&inc).unwrap();
         assert_eq!(back["is_mergeable"], true);
+    }
+
+    #[test]
+    fn a_default_update_is_a_valid_incident_reference() {
+        let v = serde_json::to_value(IncidentUpdate {
+            title: Some("t".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "incident_reference", "title": "t"})
+        );
     }
 
     #[test]
