@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::io::Write;
+
 use anyhow::Context;
 use pagerduty_emulator::seed::{DEMO_API_TOKEN, DEMO_ROUTING_KEY, DEMO_USER_EMAIL};
 use pagerduty_emulator::{Config, Emulator, Seed};
@@ -70,28 +72,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await?;
     let url = args.public_url.unwrap_or_else(|| emulator.url());
-    println!("PagerDuty emulator listening on {url}");
-    println!("  Events API v2:  POST {url}/v2/enqueue   (change events: {url}/v2/change/enqueue)");
-    println!("  Events API v1:  POST {url}/generic/2010-04-15/create_event.json");
-    println!("  REST API:       {url}/incidents, /services, /log_entries, ...");
-    println!("  Web page:       {url}/");
-    println!("  Admin API:      {url}/_emulator/state, /_emulator/events, /_emulator/faults");
-    if demo {
-        println!();
-        println!(
-            "Demo account: routing key {DEMO_ROUTING_KEY}, API token {DEMO_API_TOKEN}, From {DEMO_USER_EMAIL}"
-        );
-        println!("Trigger an incident:");
-        println!(
-            "  curl -sS -X POST {url}/v2/enqueue -H 'Content-Type: application/json' \\\n    -d '{{\"routing_key\":\"{DEMO_ROUTING_KEY}\",\"event_action\":\"trigger\",\"dedup_key\":\"disk/db1\",\"payload\":{{\"summary\":\"Disk full on db1\",\"source\":\"db1\",\"severity\":\"critical\"}}}}'"
-        );
-        println!("List it:");
-        println!(
-            "  curl -sS '{url}/incidents?statuses[]=triggered' -H 'Authorization: Token token={DEMO_API_TOKEN}'"
-        );
-    }
-    println!();
-    println!("Press Ctrl-C to stop.");
+    // One write, whose failure is ignored: a closed stdout (`| head -1`, a supervisor that stopped
+    // reading) must not take the server down, as `println!` would by panicking.
+    let _ = std::io::stdout().write_all(banner(&url, demo).as_bytes());
+    let _ = std::io::stdout().flush();
     shutdown_signal().await;
     emulator.stop().await;
     Ok(())
@@ -116,4 +100,27 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+fn banner(url: &str, demo: bool) -> String {
+    let mut b = format!(
+        "PagerDuty emulator listening on {url}\n\
+         \x20 Events API v2:  POST {url}/v2/enqueue   (change events: {url}/v2/change/enqueue)\n\
+         \x20 Events API v1:  POST {url}/generic/2010-04-15/create_event.json\n\
+         \x20 REST API:       {url}/incidents, /services, /log_entries, ...\n\
+         \x20 Web page:       {url}/\n\
+         \x20 Admin API:      {url}/_emulator/state, /_emulator/events, /_emulator/faults\n"
+    );
+    if demo {
+        b.push_str(&format!(
+            "\nDemo account: routing key {DEMO_ROUTING_KEY}, API token {DEMO_API_TOKEN}, From {DEMO_USER_EMAIL}\n\
+             Trigger an incident:\n\
+             \x20 curl -sS -X POST {url}/v2/enqueue -H 'Content-Type: application/json' \\\n\
+             \x20   -d '{{\"routing_key\":\"{DEMO_ROUTING_KEY}\",\"event_action\":\"trigger\",\"dedup_key\":\"disk/db1\",\"payload\":{{\"summary\":\"Disk full on db1\",\"source\":\"db1\",\"severity\":\"critical\"}}}}'\n\
+             List it:\n\
+             \x20 curl -sS '{url}/incidents?statuses[]=triggered' -H 'Authorization: Token token={DEMO_API_TOKEN}'\n"
+        ));
+    }
+    b.push_str("\nPress Ctrl-C to stop.\n");
+    b
 }

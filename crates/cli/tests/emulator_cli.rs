@@ -173,3 +173,47 @@ fn help_describes_the_emulator() {
             .starts_with("pagerbridge ")
     );
 }
+
+#[tokio::test]
+async fn a_closed_stdout_does_not_stop_the_server() {
+    // Pick a free port, then start with stdout already closed: the banner write fails at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["emulator", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let _guard = Running(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = http()
+            .get(format!("http://127.0.0.1:{port}/services"))
+            .header("Authorization", "Token token=emulator-account-token")
+            .send()
+            .await;
+        if let Ok(r) = answer {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the emulator died or never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still alive a moment later (the banner was written, and failed, before listening ended).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = http()
+        .get(format!("http://127.0.0.1:{port}/services"))
+        .header("Authorization", "Token token=emulator-account-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -183,6 +183,13 @@ fn begin(
     )
 }
 
+/// Runs a read after authentication and the rate limit, and answers with PagerDuty's
+/// rate-limit headers.
+fn read(s: &Arc<Shared>, headers: &HeaderMap, body: impl FnOnce(Caller) -> Reply) -> Response {
+    let (call, caller) = begin(s, headers, false);
+    call.finish(caller.and_then(body))
+}
+
 /// The user a write acts as: the `From` header's user, or the owner of a user token.
 fn acting_user(world: &World, caller: Caller, headers: &HeaderMap) -> Result<usize, RestError> {
     match headers.get("from").map(|v| v.to_str().map(str::trim)) {
@@ -424,9 +431,7 @@ async fn list_incidents(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let q = Query::parse(q)?;
         let paging = q.paging()?;
         let now = Timestamp::now();
@@ -517,8 +522,7 @@ async fn list_incidents(
         Ok(page("incidents", &found, paging, |i| {
             world.incident_json(i, &include)
         }))
-    })();
-    call.finish(r)
+    })
 }
 
 fn parse_sort(v: Option<&str>) -> Result<Vec<(String, bool)>, RestError> {
@@ -556,9 +560,7 @@ async fn get_incident(
     Id(id): Id,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let q = Query::parse(q)?;
         let include: Vec<String> = q.many("include").into_iter().map(String::from).collect();
         let world = s.world();
@@ -567,8 +569,7 @@ async fn get_incident(
             200,
             &json!({"incident": world.incident_json(i, &include)}),
         ))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn update_incident(
@@ -727,9 +728,7 @@ async fn create_incident(State(s): State<Arc<Shared>>, headers: HeaderMap, body:
 }
 
 async fn list_notes(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let world = s.world();
         let i = incident_idx(&world, &id)?;
         let notes: Vec<Value> = (0..world.notes.len())
@@ -737,8 +736,7 @@ async fn list_notes(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id
             .map(|n| world.note_json(n))
             .collect();
         Ok(json_response(200, &json!({"notes": notes})))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn create_note(
@@ -802,15 +800,12 @@ async fn incident_log_entries(
     Id(id): Id,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let q = Query::parse(q)?;
         let world = s.world();
         let i = incident_idx(&world, &id)?;
         logs_page(&world, &q, Some(i))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn list_log_entries(
@@ -818,20 +813,15 @@ async fn list_log_entries(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let q = Query::parse(q)?;
         let world = s.world();
         logs_page(&world, &q, None)
-    })();
-    call.finish(r)
+    })
 }
 
 async fn get_log_entry(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let world = s.world();
         let l = world
             .logs
@@ -839,8 +829,7 @@ async fn get_log_entry(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id):
             .position(|l| l.id == id)
             .ok_or_else(|| RestError::not_found("Log Entry"))?;
         Ok(json_response(200, &json!({"log_entry": world.log_json(l)})))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn incident_alerts(
@@ -849,9 +838,7 @@ async fn incident_alerts(
     Id(id): Id,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let q = Query::parse(q)?;
         let paging = q.paging()?;
         let statuses = q.many("statuses");
@@ -879,8 +866,7 @@ async fn incident_alerts(
             })
             .collect();
         Ok(page("alerts", &found, paging, |a| world.alert_json(a)))
-    })();
-    call.finish(r)
+    })
 }
 
 // ---------------------------------------------------------------- services
@@ -890,9 +876,7 @@ async fn list_services(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let q = Query::parse(q)?;
         let paging = q.paging()?;
         let name = q.one("query").map(str::to_lowercase);
@@ -907,14 +891,11 @@ async fn list_services(
         Ok(page("services", &found, paging, |i| {
             world.service_json(i, now)
         }))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn get_service(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let world = s.world();
         let i = world
             .service_by_id(&id)
@@ -923,8 +904,7 @@ async fn get_service(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): I
             200,
             &json!({"service": world.service_json(i, Timestamp::now())}),
         ))
-    })();
-    call.finish(r)
+    })
 }
 
 /// Only what changes how the emulator behaves: `status` (active/disabled), name, description.
@@ -977,9 +957,7 @@ async fn list_windows(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let q = Query::parse(q)?;
         let paging = q.paging()?;
         let service_ids = q.many("service_ids");
@@ -1012,14 +990,11 @@ async fn list_windows(
         Ok(page("maintenance_windows", &found, paging, |w| {
             world.window_json(w)
         }))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn get_window(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let world = s.world();
         let w = world
             .window_by_id(&id)
@@ -1028,8 +1003,7 @@ async fn get_window(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id
             200,
             &json!({"maintenance_window": world.window_json(w)}),
         ))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn create_window(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
@@ -1118,9 +1092,7 @@ async fn list_users(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let q = Query::parse(q)?;
         let paging = q.paging()?;
         let name = q.one("query").map(str::to_lowercase);
@@ -1134,27 +1106,21 @@ async fn list_users(
             })
             .collect();
         Ok(page("users", &found, paging, |u| world.user_json(u)))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn get_user(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let world = s.world();
         let u = world
             .user_by_id(&id)
             .ok_or_else(|| RestError::not_found("User"))?;
         Ok(json_response(200, &json!({"user": world.user_json(u)})))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn get_me(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        let caller = caller?;
+    read(&s, &headers, |caller| {
         let world = s.world();
         let u = caller.user.ok_or_else(|| {
             RestError::invalid([
@@ -1163,8 +1129,7 @@ async fn get_me(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
             ])
         })?;
         Ok(json_response(200, &json!({"user": world.user_json(u)})))
-    })();
-    call.finish(r)
+    })
 }
 
 // ---------------------------------------------------------------- webhook subscriptions
@@ -1174,9 +1139,7 @@ async fn list_subscriptions(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let q = Query::parse(q)?;
         let paging = q.paging()?;
         let world = s.world();
@@ -1184,8 +1147,7 @@ async fn list_subscriptions(
         Ok(page("webhook_subscriptions", &found, paging, |i| {
             subscription_view(&s, &world, i, false)
         }))
-    })();
-    call.finish(r)
+    })
 }
 
 /// A subscription as PagerDuty shows it, with the pause the delivery worker may have imposed.
@@ -1209,17 +1171,14 @@ async fn get_subscription(
     headers: HeaderMap,
     Id(id): Id,
 ) -> Response {
-    let (call, caller) = begin(&s, &headers, false);
-    let r = (|| {
-        caller?;
+    read(&s, &headers, |_| {
         let world = s.world();
         let i = subscription_idx(&world, &id)?;
         Ok(json_response(
             200,
             &json!({"webhook_subscription": subscription_view(&s, &world, i, false)}),
         ))
-    })();
-    call.finish(r)
+    })
 }
 
 async fn create_subscription(

@@ -131,6 +131,25 @@ pub struct SeedService {
     pub integrations: Vec<SeedIntegration>,
 }
 
+impl SeedService {
+    /// A service with one Events API v2 integration key and every other setting at its default.
+    pub fn new(name: impl Into<String>, routing_key: impl Into<String>) -> Self {
+        SeedService {
+            id: None,
+            name: name.into(),
+            description: None,
+            disabled: false,
+            urgency: UrgencyRule::High,
+            assignee: None,
+            integrations: vec![SeedIntegration {
+                key: routing_key.into(),
+                kind: IntegrationKind::EventsApiV2,
+                name: None,
+            }],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntegrationKind {

@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use pagerbridge_testkit::{DEMO_DB_ROUTING_KEY, DEMO_ROUTING_KEY, DEMO_V1_SERVICE_KEY, TestPd};
+use pagerbridge_testkit::{
+    DEMO_DB_ROUTING_KEY, DEMO_ROUTING_KEY, DEMO_V1_SERVICE_KEY, TestPd, unlimited_seed,
+};
 use pagerduty::events::{
     ChangeEvent, ChangePayload, Event, EventAction, MAX_EVENT_BYTES, Severity, V1Event,
 };
 use pagerduty::rest::{IncidentQuery, IncidentStatus, LogEntryQuery, MaintenanceWindow, Urgency};
 use pagerduty_emulator::Seed;
-use pagerduty_emulator::seed::{SeedIntegration, SeedService, SeedWindow, UrgencyRule};
+use pagerduty_emulator::seed::{SeedIntegration, SeedService, SeedWindow};
 use serde_json::{Value, json};
 
 const V1_PATH: &str = "/generic/2010-04-15/create_event.json";
@@ -78,29 +80,6 @@ async fn admin_events(pd: &TestPd) -> Vec<Value> {
 
 fn invalid(errors: &[&str]) -> Value {
     json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors})
-}
-
-fn demo_seed() -> Seed {
-    let mut seed = Seed::demo();
-    seed.settings.events_per_minute = 0;
-    seed.settings.rest_requests_per_minute = 0;
-    seed
-}
-
-fn service(name: &str, key: &str) -> SeedService {
-    SeedService {
-        id: None,
-        name: name.into(),
-        description: None,
-        disabled: false,
-        urgency: UrgencyRule::High,
-        assignee: None,
-        integrations: vec![SeedIntegration {
-            key: key.into(),
-            kind: Default::default(),
-            name: None,
-        }],
-    }
 }
 
 #[tokio::test]
@@ -235,7 +214,7 @@ async fn a_trigger_after_resolve_opens_a_new_incident_with_the_same_incident_key
 
 #[tokio::test]
 async fn events_through_another_routing_key_of_the_same_service_cannot_touch_the_alert() {
-    let mut seed = demo_seed();
+    let mut seed = unlimited_seed();
     seed.services[0].integrations.push(SeedIntegration {
         key: SECOND_DEMO_KEY.into(),
         kind: Default::default(),
@@ -692,11 +671,12 @@ async fn unknown_fields_are_ignored() {
 }
 
 fn seed_with_disabled_and_maintenance() -> Seed {
-    let mut seed = demo_seed();
-    let mut disabled = service("Retired", DISABLED_KEY);
+    let mut seed = unlimited_seed();
+    let mut disabled = SeedService::new("Retired", DISABLED_KEY);
     disabled.disabled = true;
     seed.services.push(disabled);
-    seed.services.push(service("Patching", MAINTENANCE_KEY));
+    seed.services
+        .push(SeedService::new("Patching", MAINTENANCE_KEY));
     let now = jiff::Timestamp::now();
     seed.maintenance_windows.push(SeedWindow {
         services: vec!["Patching".into()],
@@ -924,7 +904,7 @@ async fn alerts_and_log_entries_carry_what_the_events_said() {
 
 #[tokio::test]
 async fn a_seeded_integration_key_that_no_event_could_use_is_refused_at_start() {
-    let mut seed = demo_seed();
+    let mut seed = unlimited_seed();
     seed.services[1].integrations[0].key = "database-key".into();
     let started = pagerduty_emulator::Emulator::start(pagerduty_emulator::Config {
         seed,
@@ -941,7 +921,7 @@ async fn a_seeded_integration_key_that_no_event_could_use_is_refused_at_start() 
     );
 
     // v1 keys were never held to the alphanumeric rule, only to the length.
-    let mut seed = demo_seed();
+    let mut seed = unlimited_seed();
     seed.services[0].integrations[1].key = "legacy-v1-key-with-dashes-000000".into();
     let pd = TestPd::with_seed(seed).await;
     let (status, _) = post_json(

@@ -2,15 +2,15 @@
 
 use std::time::{Duration, Instant};
 
-use pagerbridge_testkit::{DEMO_DB_ROUTING_KEY, DEMO_ROUTING_KEY, DEMO_V1_SERVICE_KEY, TestPd};
+use pagerbridge_testkit::{
+    DEMO_DB_ROUTING_KEY, DEMO_ROUTING_KEY, DEMO_V1_SERVICE_KEY, TestPd, unlimited_seed,
+};
 use pagerduty::error::{Disposition, TransportKind};
 use pagerduty::events::{Event, EventAction, Severity};
 use pagerduty::rest::IncidentQuery;
 use pagerduty::{Error, EventsClient};
-use pagerduty_emulator::seed::{
-    SeedIntegration, SeedService, SeedSubscription, SeedWindow, UrgencyRule, WebhookVersion,
-};
-use pagerduty_emulator::{FaultKind, FaultSpec, Scope, Seed};
+use pagerduty_emulator::seed::{SeedService, SeedSubscription, SeedWindow, WebhookVersion};
+use pagerduty_emulator::{FaultKind, FaultSpec, Scope};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "Token token=emulator-account-token";
@@ -119,13 +119,6 @@ fn spec(kind: FaultKind) -> FaultSpec {
 
 fn incident_count(pd: &TestPd) -> usize {
     pd.world().incidents.len()
-}
-
-fn seed_without_limits() -> Seed {
-    let mut seed = Seed::demo();
-    seed.settings.events_per_minute = 0;
-    seed.settings.rest_requests_per_minute = 0;
-    seed
 }
 
 #[tokio::test]
@@ -392,7 +385,7 @@ async fn invalid_fault_specs_are_refused_with_the_field_named() {
 
 #[tokio::test]
 async fn the_per_key_events_limit_throttles_the_sixth_event_and_can_be_turned_off() {
-    let mut seed = seed_without_limits();
+    let mut seed = unlimited_seed();
     seed.settings.events_per_minute = 5;
     let pd = TestPd::with_seed(seed).await;
     for i in 0..5 {
@@ -435,7 +428,7 @@ async fn the_per_key_events_limit_throttles_the_sixth_event_and_can_be_turned_of
 
 #[tokio::test]
 async fn the_per_token_rest_limit_answers_429_code_2020_and_reports_itself_in_headers() {
-    let mut seed = seed_without_limits();
+    let mut seed = unlimited_seed();
     seed.settings.rest_requests_per_minute = 3;
     let pd = TestPd::with_seed(seed).await;
     for remaining in [2, 1, 0] {
@@ -526,27 +519,11 @@ async fn the_admin_event_log_filters_by_routing_key_and_sequence() {
     );
 }
 
-fn plain_service(name: &str, key: &str) -> SeedService {
-    SeedService {
-        id: None,
-        name: name.into(),
-        description: None,
-        disabled: false,
-        urgency: UrgencyRule::High,
-        assignee: None,
-        integrations: vec![SeedIntegration {
-            key: key.into(),
-            kind: Default::default(),
-            name: None,
-        }],
-    }
-}
-
 #[tokio::test]
 async fn reset_empties_incidents_and_events_but_keeps_services_and_subscriptions() {
-    let mut seed = seed_without_limits();
+    let mut seed = unlimited_seed();
     // No id in the seed: the one generated at start must survive the reset.
-    seed.services.push(plain_service(
+    seed.services.push(SeedService::new(
         "Payments",
         "9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a",
     ));
@@ -607,11 +584,11 @@ async fn reset_empties_incidents_and_events_but_keeps_services_and_subscriptions
 
 #[tokio::test]
 async fn the_state_shows_each_service_s_status() {
-    let mut seed = seed_without_limits();
-    let mut retired = plain_service("Retired", "d15ab1edd15ab1edd15ab1edd15ab1ed");
+    let mut seed = unlimited_seed();
+    let mut retired = SeedService::new("Retired", "d15ab1edd15ab1edd15ab1edd15ab1ed");
     retired.disabled = true;
     seed.services.push(retired);
-    seed.services.push(plain_service(
+    seed.services.push(SeedService::new(
         "Patching",
         "3a1e7a3ce3a1e7a3ce3a1e7a3ce3a1e7",
     ));

@@ -23,6 +23,16 @@ use pagerduty_emulator::{Emulator, Seed};
 
 pub use pagerduty_emulator::seed::{DEMO_DB_ROUTING_KEY, DEMO_ROUTING_KEY, DEMO_V1_SERVICE_KEY};
 
+/// The demo account with the rate limits off and webhook retries 20 ms apart: a base for test
+/// seeds, so that no test is throttled or slowed by accident.
+pub fn unlimited_seed() -> Seed {
+    let mut seed = Seed::demo();
+    seed.settings.events_per_minute = 0;
+    seed.settings.rest_requests_per_minute = 0;
+    seed.settings.webhook_retry_base_ms = 20;
+    seed
+}
+
 /// An emulator for one test. Dropping it checks every response it served against PagerDuty's
 /// published contract and fails the test on the first violation.
 pub struct TestPd {
@@ -33,11 +43,7 @@ impl TestPd {
     /// The demo account (see `Seed::demo`) with rate limits off, so tests are not throttled by
     /// accident; tests of the limits turn them on explicitly.
     pub async fn start() -> TestPd {
-        let mut seed = Seed::demo();
-        seed.settings.events_per_minute = 0;
-        seed.settings.rest_requests_per_minute = 0;
-        seed.settings.webhook_retry_base_ms = 20;
-        TestPd::with_seed(seed).await
+        TestPd::with_seed(unlimited_seed()).await
     }
 
     pub async fn with_seed(seed: Seed) -> TestPd {
