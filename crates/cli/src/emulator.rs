@@ -76,30 +76,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // reading) must not take the server down, as `println!` would by panicking.
     let _ = std::io::stdout().write_all(banner(&url, demo).as_bytes());
     let _ = std::io::stdout().flush();
-    shutdown_signal().await;
+    crate::signals::shutdown().await;
     emulator.stop().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 fn banner(url: &str, demo: bool) -> String {

@@ -2,6 +2,8 @@
 
 mod emulator;
 mod logging;
+mod serve;
+mod signals;
 
 use clap::{Parser, Subcommand};
 
@@ -12,7 +14,8 @@ use clap::{Parser, Subcommand};
     about = "Connects monitoring systems to PagerDuty in both directions, without losing an alert",
     long_about = "pagerbridge turns monitoring problems into PagerDuty incidents and carries \
 acknowledgements and resolutions back to the monitor. This build provides the PagerDuty \
-emulator; `serve` and the other subcommands arrive with the next milestones."
+emulator and the daemon's durable outbox; sources, rules and the way back arrive with the next \
+milestones."
 )]
 struct Cli {
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as
@@ -26,6 +29,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: the PagerDuty-compatible relay routes and the delivery of the outbox.
+    /// `--demo` runs it against the built-in PagerDuty emulator.
+    Serve(serve::Args),
     /// Run a local PagerDuty (Events API v2/v1, change events, REST API, webhooks) for trying
     /// pagerbridge or your own integrations offline.
     Emulator(emulator::Args),
@@ -49,6 +55,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => serve::run(args).await,
             Command::Emulator(args) => emulator::run(args).await,
         }
     });

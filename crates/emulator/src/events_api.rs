@@ -6,12 +6,13 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use jiff::Timestamp;
 use pagerduty::events::{
-    EventResponse, MAX_EVENT_BYTES, Rejection, V1Response, validate_change_event, validate_event,
-    validate_v1_event,
+    EventResponse, MAX_EVENT_BYTES, Rejection, V1Response, check_content_type,
+    validate_change_event, validate_event, validate_v1_event,
 };
 use serde_json::{Value, json};
 
@@ -75,16 +76,24 @@ struct Outcome {
     effect: Option<Effect>,
 }
 
-async fn enqueue(State(shared): State<Arc<Shared>>, body: Body) -> Response {
-    handle(&shared, Api::V2, body).await
+async fn enqueue(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    handle(&shared, Api::V2, &headers, body).await
 }
 
-async fn change_enqueue(State(shared): State<Arc<Shared>>, body: Body) -> Response {
-    handle(&shared, Api::Change, body).await
+async fn change_enqueue(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(&shared, Api::Change, &headers, body).await
 }
 
-async fn create_event_v1(State(shared): State<Arc<Shared>>, body: Body) -> Response {
-    handle(&shared, Api::V1, body).await
+async fn create_event_v1(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(&shared, Api::V1, &headers, body).await
 }
 
 fn rejected(api: Api, r: Rejection, routing_key: Option<String>) -> Outcome {
@@ -105,13 +114,19 @@ fn rejected(api: Api, r: Rejection, routing_key: Option<String>) -> Outcome {
 }
 
 /// Validation, rate limit, then PagerDuty's semantics, all recorded for the admin API.
-async fn handle(shared: &Shared, api: Api, body: Body) -> Response {
+async fn handle(shared: &Shared, api: Api, headers: &HeaderMap, body: Body) -> Response {
     let now = Timestamp::now();
-    let bytes = read_body(body).await;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let bytes = match check_content_type(content_type) {
+        Ok(()) => read_body(body).await.map_err(|()| too_large()),
+        Err(r) => Err(r),
+    };
     let (outcome, logged_body) = match bytes {
-        Err(()) => (
-            rejected(api, too_large(), None),
-            Value::String("(body over the size limit)".into()),
+        Err(rejection) => (
+            rejected(api, rejection, None),
+            Value::String("(body not read)".into()),
         ),
         Ok(bytes) => (process(shared, api, &bytes, now), body_as_json(&bytes)),
     };

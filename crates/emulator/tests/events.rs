@@ -670,6 +670,46 @@ async fn unknown_fields_are_ignored() {
     assert_eq!(all_incidents(&pd).await.len(), 1);
 }
 
+#[tokio::test]
+async fn a_body_declared_as_another_format_is_refused_naming_its_type() {
+    let pd = TestPd::start().await;
+    let body = serde_json::to_vec(&json!({
+        "routing_key": DEMO_ROUTING_KEY, "event_action": "trigger",
+        "payload": {"summary": "s", "source": "src", "severity": "info"},
+    }))
+    .unwrap();
+    for (content_type, accepted) in [
+        (Some("text/plain"), false),
+        (Some("application/x-www-form-urlencoded"), false),
+        (Some("application/json; charset=utf-8"), true),
+        (None, true),
+    ] {
+        let mut req = http()
+            .post(format!("{}/v2/enqueue", pd.url()))
+            .body(body.clone());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let answer: Value = resp.json().await.unwrap();
+        if accepted {
+            assert_eq!(status, 202, "{content_type:?}: {answer}");
+        } else {
+            assert_eq!(status, 400, "{content_type:?}");
+            assert_eq!(answer["status"], "invalid event");
+            assert!(
+                answer["errors"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains(content_type.unwrap()),
+                "{answer}"
+            );
+        }
+    }
+    assert_eq!(all_incidents(&pd).await.len(), 2, "only the JSON ones");
+}
+
 fn seed_with_disabled_and_maintenance() -> Seed {
     let mut seed = unlimited_seed();
     let mut disabled = SeedService::new("Retired", DISABLED_KEY);

@@ -539,6 +539,31 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Rejection> {
     }
 }
 
+/// Checks an event request's `Content-Type`: a JSON media type (`application/json`, with or
+/// without parameters, or any `+json` type), or none at all, which every PagerDuty client and
+/// most shell scripts send. Anything else is refused before the body is read, naming the type,
+/// since a form or XML body is a sender's mistake that no JSON parse error would explain.
+pub fn check_content_type(content_type: Option<&str>) -> Result<(), Rejection> {
+    let Some(ct) = content_type.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Ok(());
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(Rejection::Invalid(vec![format!(
+            "Content-Type must be application/json, not '{ct}'"
+        )]))
+    }
+}
+
 /// Validates an Events API v2 body with PagerDuty's rules and returns the typed event.
 /// Unknown fields are ignored, as PagerDuty ignores them.
 pub fn validate_event(body: &[u8]) -> Result<Event, Rejection> {
@@ -833,6 +858,28 @@ mod tests {
             validate_event(b"[1]").unwrap_err(),
             Rejection::Unrecognized(_)
         ));
+    }
+
+    #[test]
+    fn content_type_must_be_json_when_given() {
+        for ok in [
+            None,
+            Some(""),
+            Some("application/json"),
+            Some("Application/JSON; charset=utf-8"),
+            Some("application/vnd.api+json"),
+        ] {
+            assert!(check_content_type(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/xml",
+            "application/json-seq",
+        ] {
+            let err = check_content_type(Some(bad)).unwrap_err();
+            assert!(err.messages()[0].contains(bad), "{err}");
+        }
     }
 
     #[test]

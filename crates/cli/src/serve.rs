@@ -1,0 +1,120 @@
+//! `pagerbridge serve`: the daemon, from a configuration file or in demo mode.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use pagerbridge_config::Config;
+use pagerduty_emulator::seed::{DEMO_API_TOKEN, DEMO_ROUTING_KEY};
+use pagerduty_emulator::{Emulator, Seed};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The configuration file (see docs/configuration.md). Without it, every setting has its
+    /// default: listen on 127.0.0.1:8080, data in ./pagerbridge-data, PagerDuty's US hosts.
+    #[arg(long, short, value_name = "FILE", env = "PAGERBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Try pagerbridge without PagerDuty: start the built-in PagerDuty emulator and deliver to
+    /// it. Data goes to ./pagerbridge-demo unless the configuration says otherwise.
+    #[arg(long)]
+    demo: bool,
+
+    /// Where the demo's emulator listens.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8787",
+        requires = "demo"
+    )]
+    emulator_listen: SocketAddr,
+
+    /// Listen here instead of `server.listen`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let emulator = if args.demo {
+        let emulator = pagerduty_emulator::Emulator::start(pagerduty_emulator::Config {
+            listen: args.emulator_listen,
+            seed: Seed::demo(),
+            ..Default::default()
+        })
+        .await
+        .context("starting the demo's PagerDuty emulator")?;
+        config = demo_config(config, &emulator, args.config.is_none())?;
+        Some(emulator)
+    } else {
+        None
+    };
+    let running = pagerbridge_server::start(&config, None)
+        .await
+        .context("starting the daemon")?;
+    let banner = match &emulator {
+        Some(emu) => demo_banner(running.addr(), emu),
+        None => format!(
+            "pagerbridge listening on http://{}\n  relay: POST /v2/enqueue, /v2/change/enqueue, /generic/2010-04-15/create_event.json\n  data:  {}\n",
+            running.addr(),
+            config.data_dir().display()
+        ),
+    };
+    // A closed stdout must not take the daemon down (see the emulator's banner).
+    let _ = std::io::stdout().write_all(banner.as_bytes());
+    let _ = std::io::stdout().flush();
+    crate::signals::shutdown().await;
+    tracing::info!("stopping: finishing requests and deliveries in flight");
+    running.stop().await?;
+    if let Some(emu) = emulator {
+        emu.stop().await;
+    }
+    Ok(())
+}
+
+/// The demo delivers to the emulator; its data lives apart from a real installation's.
+fn demo_config(mut config: Config, emulator: &Emulator, no_file: bool) -> anyhow::Result<Config> {
+    let url = emulator.url();
+    let mut text =
+        format!("[pagerduty]\nevents_url = \"{url}\"\nrest_url = \"{url}\"\nproxy = \"none\"\n");
+    if no_file {
+        text.push_str("[server]\ndata_dir = \"pagerbridge-demo\"\n");
+    }
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let demo = Config::from_str(&text, "demo settings", &cwd)?;
+    config.pagerduty = demo.pagerduty;
+    if no_file {
+        let listen = config.server.listen;
+        config.server = demo.server;
+        config.server.listen = listen;
+    }
+    Ok(config)
+}
+
+fn demo_banner(addr: SocketAddr, emulator: &Emulator) -> String {
+    let emu = emulator.url();
+    format!(
+        "pagerbridge demo: listening on http://{addr}, delivering to the PagerDuty emulator at {emu}\n\
+         \n\
+         Trigger an incident through pagerbridge:\n\
+         \x20 curl -sS -X POST http://{addr}/v2/enqueue -H 'Content-Type: application/json' \\\n\
+         \x20   -d '{{\"routing_key\":\"{DEMO_ROUTING_KEY}\",\"event_action\":\"trigger\",\"dedup_key\":\"disk/db1\",\"payload\":{{\"summary\":\"Disk full on db1\",\"source\":\"db1\",\"severity\":\"critical\"}}}}'\n\
+         Resolve it:\n\
+         \x20 curl -sS -X POST http://{addr}/v2/enqueue -H 'Content-Type: application/json' \\\n\
+         \x20   -d '{{\"routing_key\":\"{DEMO_ROUTING_KEY}\",\"event_action\":\"resolve\",\"dedup_key\":\"disk/db1\"}}'\n\
+         \n\
+         See the incident:  {emu}/   (or: curl -sS '{emu}/incidents' -H 'Authorization: Token token={DEMO_API_TOKEN}')\n\
+         Queue:             pagerbridge queue status --data-dir pagerbridge-demo\n\
+         Simulate an outage (next 5 deliveries fail with 503):\n\
+         \x20 curl -sS -X POST {emu}/_emulator/faults -d '{{\"kind\":\"status\",\"status\":503,\"count\":5}}'\n\
+         \n\
+         Press Ctrl-C to stop.\n"
+    )
+}

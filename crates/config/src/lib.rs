@@ -1,0 +1,151 @@
+//! pagerbridge's configuration file (`pagerbridge serve --config pagerbridge.toml`).
+//!
+//! One struct per `[section]`, each `deny_unknown_fields` with a default for every field, so an
+//! empty file is a valid configuration. Loading happens in two steps: serde turns the TOML into
+//! the structs (a bad value or unknown field stops it, with its line and column), then
+//! [`Config`] checks ranges and fields that constrain each other and reads `env`/`file` secrets,
+//! collecting every problem. Every field is documented in `docs/configuration.md`; a test keeps
+//! the two in step.
+//!
+//! Adding a section: a module with its struct (doc comment on every field, `#[serde(default,
+//! deny_unknown_fields)]`), a field on [`Config`], a call to its `validate` in
+//! `Config::validate`, and its rows in `docs/configuration.md`.
+
+#![warn(missing_docs)]
+
+mod duration;
+mod error;
+mod outbox;
+mod pagerduty;
+mod secret;
+mod server;
+mod store;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::de::DeTable;
+
+pub use crate::duration::Duration;
+pub use crate::error::{ConfigError, Problem};
+pub use crate::outbox::{CircuitConfig, MAX_IN_FLIGHT, OutboxConfig, RateLimitConfig, RetryConfig};
+pub use crate::pagerduty::{Email, HttpUrl, PagerDutyConfig, Proxy, Region};
+pub use crate::secret::{Secret, SecretSource};
+pub use crate::server::ServerConfig;
+pub use crate::store::{StoreConfig, StoreUrl};
+
+use crate::validate::{Validator, toml_problem};
+
+/// File name of the SQLite database inside `server.data_dir` when `store.url` is unset.
+pub const DEFAULT_DATABASE_FILE: &str = "pagerbridge.db";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: listener and data directory.
+    pub server: ServerConfig,
+    /// `[store]`: the database holding the outbox.
+    pub store: StoreConfig,
+    /// `[pagerduty]`: how to reach PagerDuty.
+    pub pagerduty: PagerDutyConfig,
+    /// `[outbox]`: delivery, rate limits, retries, circuit breaker.
+    pub outbox: OutboxConfig,
+    /// Directory relative paths in the file are relative to: the file's own directory.
+    /// Empty for `Config::default()`, meaning the current directory.
+    #[serde(skip)]
+    base_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads and checks the configuration file at `path`. Relative paths inside it are
+    /// relative to its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        Config::from_str(&text, &path.display().to_string(), base_dir)
+    }
+
+    /// Checks configuration text. `origin` names it in errors (usually the file name);
+    /// relative paths are relative to `base_dir`. `env` secrets come from the process
+    /// environment.
+    pub fn from_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        Config::from_str_with_env(text, origin, base_dir, &|name| {
+            std::env::var_os(name).and_then(|v| v.into_string().ok())
+        })
+    }
+
+    /// [`Config::from_str`] with `env` secrets looked up through `env` instead of the process
+    /// environment (tests, checking a file meant for another host).
+    pub fn from_str_with_env(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |problems| ConfigError::Invalid { problems };
+        let root = DeTable::parse(text)
+            .map_err(|e| invalid(vec![toml_problem(origin, text, None, &e)]))?;
+        let mut config = Config::deserialize(toml::de::Deserializer::from(root.clone()))
+            .map_err(|e| invalid(vec![toml_problem(origin, text, Some(root.get_ref()), &e)]))?;
+        config.base_dir = absolute(Path::new(""), base_dir);
+
+        let base_dir = config.base_dir.clone();
+        let mut v = Validator::new(origin, text, root.get_ref(), &base_dir, env);
+        config.validate(&mut v);
+        let mut problems = v.into_problems();
+        if problems.is_empty() {
+            return Ok(config);
+        }
+        // File order; problems without a position last.
+        problems.sort_by_key(|p| (p.position.is_none(), p.position));
+        Err(invalid(problems))
+    }
+
+    fn validate(&mut self, v: &mut Validator<'_>) {
+        self.server.validate(v);
+        self.pagerduty.validate(v);
+        self.outbox.validate(v);
+    }
+
+    /// The directory relative paths in the file are relative to (absolute once loaded).
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    /// `server.data_dir`, absolute.
+    pub fn data_dir(&self) -> PathBuf {
+        absolute(&self.base_dir, &self.server.data_dir)
+    }
+
+    /// The SQLite database file: `store.url`'s path, or `pagerbridge.db` in the data
+    /// directory; absolute.
+    pub fn store_path(&self) -> PathBuf {
+        match &self.store.url {
+            Some(StoreUrl::Sqlite { path }) => absolute(&self.base_dir, path),
+            None => self.data_dir().join(DEFAULT_DATABASE_FILE),
+        }
+    }
+
+    /// The database URL with an absolute path, e.g. `sqlite:///var/lib/pagerbridge/pagerbridge.db`.
+    pub fn store_url(&self) -> String {
+        match &self.store.url {
+            Some(url) => url.resolved(&self.base_dir),
+            None => store::sqlite_url(&self.store_path()),
+        }
+    }
+}
+
+/// `path` made absolute against `base` (against the current directory when `base` is
+/// relative), with `.` components removed; `..` is kept, as symlinks make it ambiguous.
+pub(crate) fn absolute(base: &Path, path: &Path) -> PathBuf {
+    let mut joined = base.join(path);
+    if joined.as_os_str().is_empty() {
+        joined = PathBuf::from(".");
+    }
+    std::path::absolute(&joined).unwrap_or(joined)
+}

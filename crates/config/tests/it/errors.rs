@@ -1,0 +1,348 @@
+//! Every kind of mistake is reported with file, line, column and field.
+
+use std::path::Path;
+
+use pagerbridge_config::{Config, ConfigError};
+
+use super::{ORIGIN, no_env, problem, problems};
+
+#[test]
+fn unknown_field_lists_the_valid_ones() {
+    assert_eq!(
+        problem("[server]\nlisten = \"127.0.0.1:9000\"\nlisen = \"127.0.0.1:9000\"\n"),
+        "pagerbridge.toml:3:1: server.lisen: unknown field `lisen`, expected `listen` or `data_dir`"
+    );
+    assert_eq!(
+        problem("[outbox.retry]\nmax_delay = \"1m\"\nmax_delays = \"1m\"\n"),
+        "pagerbridge.toml:3:1: outbox.retry.max_delays: unknown field `max_delays`, expected \
+         `initial_delay` or `max_delay`"
+    );
+}
+
+#[test]
+fn unknown_section_lists_the_valid_ones() {
+    assert_eq!(
+        problem("[sever]\nlisten = \"127.0.0.1:9000\"\n"),
+        "pagerbridge.toml:1:2: sever: unknown field `sever`, expected one of `server`, `store`, \
+         `pagerduty`, `outbox`"
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_eq!(
+        problem("[outbox]\nmax_in_flight = \"32\"\n"),
+        "pagerbridge.toml:2:17: outbox.max_in_flight: invalid type: string \"32\", expected usize"
+    );
+    assert_eq!(
+        problem("[outbox]\ncoalesce = \"yes\"\n"),
+        "pagerbridge.toml:2:12: outbox.coalesce: invalid type: string \"yes\", expected a boolean"
+    );
+    assert_eq!(
+        problem("[outbox]\nrate_limit = 5\n"),
+        "pagerbridge.toml:2:14: outbox.rate_limit: invalid type: integer `5`, expected struct \
+         RateLimitConfig"
+    );
+}
+
+#[test]
+fn bad_duration() {
+    assert_eq!(
+        problem("[pagerduty]\ntimeout = \"10 parsecs\"\n"),
+        "pagerbridge.toml:2:11: pagerduty.timeout: invalid duration \"10 parsecs\": expected \
+         whole numbers each followed by a unit (ms, s, m, h, d), largest unit first, such as \
+         \"250ms\", \"10s\" or \"1h30m\""
+    );
+    assert_eq!(
+        problem("[outbox.circuit]\ncooldown = 5\n"),
+        "pagerbridge.toml:2:12: outbox.circuit.cooldown: a duration needs a unit: write \"5s\" \
+         (or ms, m, h, d), not 5"
+    );
+}
+
+#[test]
+fn bad_listen_address() {
+    assert_eq!(
+        problem("[server]\nlisten = \"localhost:8080\"\n"),
+        "pagerbridge.toml:2:10: server.listen: \"localhost:8080\" is not an IP address and port \
+         such as \"127.0.0.1:8080\" or \"[::]:8080\" (host names are not accepted)"
+    );
+}
+
+#[test]
+fn zero_max_in_flight() {
+    assert_eq!(
+        problem("[outbox]\nmax_in_flight = 0\n"),
+        "pagerbridge.toml:2:17: outbox.max_in_flight: 0 is out of range: must be from 1 to 1024"
+    );
+    assert_eq!(
+        problem("[outbox]\nmax_in_flight = 1025\n"),
+        "pagerbridge.toml:2:17: outbox.max_in_flight: 1025 is out of range: must be from 1 to 1024"
+    );
+}
+
+#[test]
+fn burst_above_events_per_minute() {
+    assert_eq!(
+        problem("[outbox.rate_limit]\nevents_per_minute = 100\n    burst = 200\n"),
+        "pagerbridge.toml:3:13: outbox.rate_limit.burst: 200 must not exceed events_per_minute (100)"
+    );
+    // Against a default, the message says so.
+    assert_eq!(
+        problem("[outbox.rate_limit]\nburst = 200\n"),
+        "pagerbridge.toml:2:9: outbox.rate_limit.burst: 200 must not exceed events_per_minute \
+         (100, the default)"
+    );
+    // Only the other side written: the problem is where the reader wrote something.
+    assert_eq!(
+        problem("[outbox.rate_limit]\nevents_per_minute = 5\n"),
+        "pagerbridge.toml:2:21: outbox.rate_limit.events_per_minute: 5 must not be less than \
+         burst (10, the default)"
+    );
+    assert_eq!(
+        problem("[outbox.rate_limit]\nburst = 0\n"),
+        "pagerbridge.toml:2:9: outbox.rate_limit.burst: must be at least 1 while \
+         events_per_minute is above 0"
+    );
+}
+
+#[test]
+fn max_below_initial_and_cooldown_orders() {
+    assert_eq!(
+        problem("[outbox.retry]\ninitial_delay = \"10m\"\nmax_delay = \"1m\"\n"),
+        "pagerbridge.toml:2:17: outbox.retry.initial_delay: 10m must not exceed max_delay (1m)"
+    );
+    assert_eq!(
+        problem("[outbox.circuit]\nmax_cooldown = \"1s\"\n"),
+        "pagerbridge.toml:2:16: outbox.circuit.max_cooldown: 1s must not be less than cooldown \
+         (5s, the default)"
+    );
+}
+
+#[test]
+fn zero_where_zero_means_nothing() {
+    assert_eq!(
+        problems(
+            "[pagerduty]\ntimeout = \"0s\"\nconnect_timeout = \"0ms\"\n[outbox]\nretention = \"0d\"\n\
+             [outbox.circuit]\nfailures = 0\n"
+        ),
+        [
+            "pagerbridge.toml:2:11: pagerduty.timeout: must be longer than 0s",
+            "pagerbridge.toml:3:19: pagerduty.connect_timeout: must be longer than 0s",
+            "pagerbridge.toml:5:13: outbox.retention: must be longer than 0s",
+            "pagerbridge.toml:7:12: outbox.circuit.failures: must be at least 1",
+        ]
+    );
+}
+
+#[test]
+fn every_problem_after_parsing_is_reported_in_file_order() {
+    let text = "\
+[pagerduty]
+no_proxy = \"localhost\"
+api_token = { env = \"PD_TOKEN_UNSET\" }
+
+[outbox]
+max_in_flight = 0
+
+[outbox.rate_limit]
+events_per_minute = 100
+burst = 200
+
+[outbox.retry]
+initial_delay = \"10m\"
+max_delay = \"1m\"
+
+[outbox.circuit]
+cooldown = \"1m\"
+max_cooldown = \"10s\"
+";
+    assert_eq!(
+        problems(text),
+        [
+            "pagerbridge.toml:2:12: pagerduty.no_proxy: only applies with an explicit `proxy` \
+             URL; without one, set NO_PROXY in the environment instead",
+            "pagerbridge.toml:3:13: pagerduty.api_token: environment variable PD_TOKEN_UNSET is \
+             not set",
+            "pagerbridge.toml:6:17: outbox.max_in_flight: 0 is out of range: must be from 1 to 1024",
+            "pagerbridge.toml:10:9: outbox.rate_limit.burst: 200 must not exceed \
+             events_per_minute (100)",
+            "pagerbridge.toml:13:17: outbox.retry.initial_delay: 10m must not exceed max_delay (1m)",
+            "pagerbridge.toml:17:12: outbox.circuit.cooldown: 1m must not exceed max_cooldown (10s)",
+        ]
+    );
+}
+
+#[test]
+fn bad_url_scheme() {
+    assert_eq!(
+        problem("[pagerduty]\nevents_url = \"ftp://events.example\"\n"),
+        "pagerbridge.toml:2:14: pagerduty.events_url: \"ftp://events.example\" must be an \
+         http:// or https:// URL"
+    );
+    assert_eq!(
+        problem("[pagerduty]\nrest_url = \"api.pagerduty.com\"\n"),
+        "pagerbridge.toml:2:12: pagerduty.rest_url: \"api.pagerduty.com\" is not a URL: \
+         relative URL without a base"
+    );
+    assert_eq!(
+        problem("[pagerduty]\nproxy = \"socks5://proxy:1080\"\n"),
+        "pagerbridge.toml:2:9: pagerduty.proxy: \"socks5://proxy:1080\" must be an http:// or \
+         https:// URL (or \"none\" for no proxy)"
+    );
+}
+
+#[test]
+fn region_is_us_or_eu() {
+    assert_eq!(
+        problem("pagerduty.region = \"asia\"\n"),
+        "pagerbridge.toml:1:20: pagerduty.region: unknown variant `asia`, expected `us` or `eu`"
+    );
+}
+
+#[test]
+fn postgres_store_is_not_supported_yet() {
+    assert_eq!(
+        problem("[store]\nurl = \"postgres://pagerbridge@db/pagerbridge\"\n"),
+        "pagerbridge.toml:2:7: store.url: PostgreSQL is not supported yet: only sqlite:// store \
+         URLs are accepted for now"
+    );
+    assert_eq!(
+        problem("[store]\nurl = \"mysql://db/pagerbridge\"\n"),
+        "pagerbridge.toml:2:7: store.url: unsupported database scheme `mysql`: only sqlite:// is \
+         supported"
+    );
+}
+
+#[test]
+fn env_secret_unset_or_empty() {
+    assert_eq!(
+        problem("[pagerduty]\napi_token = { env = \"PAGERDUTY_API_TOKEN\" }\n"),
+        "pagerbridge.toml:2:13: pagerduty.api_token: environment variable PAGERDUTY_API_TOKEN \
+         is not set"
+    );
+    let empty = |_: &str| Some(String::new());
+    let err = Config::from_str_with_env(
+        "[pagerduty]\napi_token = { env = \"PAGERDUTY_API_TOKEN\" }\n",
+        ORIGIN,
+        Path::new("/"),
+        &empty,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "pagerbridge.toml:2:13: pagerduty.api_token: environment variable PAGERDUTY_API_TOKEN \
+         is empty"
+    );
+}
+
+#[test]
+fn file_secret_missing_or_empty() {
+    assert_eq!(
+        problem("[pagerduty]\napi_token = { file = \"secrets/pd-token\" }\n"),
+        "pagerbridge.toml:2:13: pagerduty.api_token: cannot read secret file \
+         /srv/pagerbridge/secrets/pd-token: No such file or directory (os error 2)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "\n").unwrap();
+    let err = Config::from_str_with_env(
+        "[pagerduty]\napi_token = { file = \"token\" }\n",
+        ORIGIN,
+        dir.path(),
+        &no_env,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "pagerbridge.toml:2:13: pagerduty.api_token: secret file {} is empty",
+            dir.path().join("token").display()
+        )
+    );
+}
+
+#[test]
+fn malformed_secret_tables() {
+    assert_eq!(
+        problem("[pagerduty]\napi_token = { vault = \"x\" }\n"),
+        "pagerbridge.toml:2:13: pagerduty.api_token: unknown field `vault`, expected `env` or \
+         `file`"
+    );
+    assert_eq!(
+        problem("[pagerduty]\napi_token = { env = \"A\", file = \"b\" }\n"),
+        "pagerbridge.toml:2:13: pagerduty.api_token: give either `env` or `file`, not both"
+    );
+    assert_eq!(
+        problem("[pagerduty]\napi_token = \"\"\n"),
+        "pagerbridge.toml:2:13: pagerduty.api_token: secret must not be empty"
+    );
+}
+
+#[test]
+fn malformed_email() {
+    assert_eq!(
+        problem("[pagerduty]\nfrom = \"ops.example.com\"\n"),
+        "pagerbridge.toml:2:8: pagerduty.from: \"ops.example.com\" is not an email address \
+         (PagerDuty expects the login email of a user, e.g. \"ops@example.com\")"
+    );
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    assert_eq!(
+        problem("[server]\nlisten = \"127.0.0.1:8080\n"),
+        "pagerbridge.toml:2:25: invalid basic string, expected `\"`"
+    );
+    assert_eq!(
+        problem("[outbox\nmax_in_flight = 1\n"),
+        "pagerbridge.toml:1:8: unclosed table, expected `]`"
+    );
+}
+
+#[test]
+fn empty_data_dir() {
+    assert_eq!(
+        problem("[server]\ndata_dir = \"\"\n"),
+        "pagerbridge.toml:2:12: server.data_dir: must not be empty (write \".\" for the \
+         configuration file's directory)"
+    );
+}
+
+#[test]
+fn problems_are_structured_too() {
+    let err = super::parse("[outbox]\nmax_in_flight = 0\n").unwrap_err();
+    let [p] = err.problems() else { panic!("{err}") };
+    assert_eq!(p.origin, ORIGIN);
+    assert_eq!(p.position, Some((2, 17)));
+    assert_eq!(p.field.as_deref(), Some("outbox.max_in_flight"));
+    assert_eq!(p.message, "0 is out of range: must be from 1 to 1024");
+}
+
+#[test]
+fn unreadable_file_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.toml");
+    let err = Config::load(&path).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot read configuration file {}: No such file or directory (os error 2)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn load_names_the_file_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pagerbridge.toml");
+    std::fs::write(&path, "\n[outbox]\nmax_in_flight = 0\n").unwrap();
+    assert_eq!(
+        Config::load(&path).unwrap_err().to_string(),
+        format!(
+            "{}:3:17: outbox.max_in_flight: 0 is out of range: must be from 1 to 1024",
+            path.display()
+        )
+    );
+}

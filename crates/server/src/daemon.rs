@@ -1,0 +1,177 @@
+//! `pagerbridge serve`: the pieces wired together, started and stopped in the right order.
+//!
+//! Start: lock the data directory, open the outbox, then deliver and listen. Stop: stop
+//! listening (requests in flight finish, so every answered event is stored), let the lanes in
+//! flight finish and record them, then close the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use jiff::Timestamp;
+use pagerbridge_config::Config;
+use pagerbridge_store::group_commit::GroupCommit;
+use pagerbridge_store::sqlite::{DataDirLock, SqliteStore};
+use pagerbridge_store::{Store, StoreError};
+use pagerduty::EventsClient;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::dispatch::{self, Dispatcher};
+use crate::relay::{self, Ingest};
+
+/// Events of one commit at most: enough to amortise an `fsync` over many requests, few enough
+/// that one commit never holds the database for long.
+const MAX_COMMIT_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("PagerDuty client: {0}")]
+    Client(#[from] pagerduty::Error),
+    #[error("the HTTP server stopped: {0}")]
+    Server(std::io::Error),
+}
+
+/// The dispatcher settings an `[outbox]` section describes.
+pub fn dispatch_settings(config: &Config) -> dispatch::Settings {
+    let o = &config.outbox;
+    dispatch::Settings {
+        max_in_flight: o.max_in_flight,
+        coalesce: o.coalesce,
+        events_per_minute: o.rate_limit.events_per_minute,
+        burst: o.rate_limit.burst,
+        initial_delay: o.retry.initial_delay.get(),
+        max_delay: o.retry.max_delay.get(),
+        circuit_failures: o.circuit.failures,
+        circuit_cooldown: o.circuit.cooldown.get(),
+        circuit_max_cooldown: o.circuit.max_cooldown.get(),
+        ..dispatch::Settings::default()
+    }
+}
+
+/// A running daemon.
+pub struct Running {
+    addr: SocketAddr,
+    dispatcher: Dispatcher,
+    store: Arc<SqliteStore>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    _lock: DataDirLock,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Stops gracefully (see the module comment).
+    pub async fn stop(self) -> Result<(), DaemonError> {
+        let _ = self.stop.send(true);
+        let served = self.server.await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Ok(store) = Arc::try_unwrap(self.store) {
+            store.close().await;
+        }
+        match served {
+            Ok(Err(e)) => Err(DaemonError::Server(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Starts the daemon. `listener` replaces `server.listen` (tests bind port 0 themselves).
+pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Running, DaemonError> {
+    let lock = DataDirLock::acquire(&config.data_dir())?;
+    let store = Arc::new(SqliteStore::open(&config.store_path()).await?);
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                addr: config.server.listen,
+                source,
+            })?,
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
+    let client = EventsClient::new(&config.pagerduty.client_config())?;
+    let owner = format!("pagerbridge-{}", std::process::id());
+    let dispatcher = Dispatcher::new(store.clone(), client, dispatch_settings(config), owner);
+    let commit = GroupCommit::start(store.clone(), MAX_COMMIT_BATCH);
+    let ingest = Arc::new(Ingest::new(commit, dispatcher.clone()));
+    let (stop, stopped) = watch::channel(false);
+
+    let mut tasks = vec![tokio::spawn(dispatcher.clone().run(stopped.clone()))];
+    tasks.push(tokio::spawn(purge_loop(
+        store.clone(),
+        config.outbox.retention.get(),
+        stopped.clone(),
+    )));
+
+    let app = Router::new()
+        .merge(relay::routes())
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(ingest);
+    let mut shutdown = stopped;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, data_dir = %config.data_dir().display(), "pagerbridge is serving");
+    Ok(Running {
+        addr,
+        dispatcher,
+        store,
+        stop,
+        tasks,
+        server,
+        _lock: lock,
+    })
+}
+
+/// Deletes delivered records once they are older than the retention, a few times per retention
+/// period (at most hourly).
+async fn purge_loop(store: Arc<SqliteStore>, retention: Duration, mut stop: watch::Receiver<bool>) {
+    let every = (retention / 10).clamp(Duration::from_secs(10), Duration::from_secs(3600));
+    loop {
+        let before =
+            Timestamp::now() - jiff::SignedDuration::try_from(retention).unwrap_or_default();
+        match store.purge(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "removed delivered records past their retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge old records"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

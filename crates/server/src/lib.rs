@@ -1,0 +1,8 @@
+//! The pagerbridge daemon: PagerDuty-compatible relay routes that store events durably, and the
+//! dispatcher that delivers them.
+
+pub mod daemon;
+pub mod dispatch;
+pub mod relay;
+
+pub use daemon::{DaemonError, Running, start};

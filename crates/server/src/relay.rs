@@ -1,0 +1,297 @@
+//! PagerDuty-compatible relay routes: `POST /v2/enqueue`, `/v2/change/enqueue` and
+//! `/generic/2010-04-15/create_event.json`, with PagerDuty's request and response shapes and
+//! validation, so a tool that already speaks PagerDuty only changes its URL. The answer is sent
+//! only once the event is durably stored.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use jiff::Timestamp;
+use pagerbridge_store::group_commit::GroupCommit;
+use pagerbridge_store::{EventKind, NewEvent, StoreError};
+use pagerduty::events::{
+    EventAction, EventResponse, MAX_EVENT_BYTES, Rejection, V1Response, check_content_type,
+    validate_change_event, validate_event, validate_v1_event,
+};
+use serde_json::{Value, json};
+
+use crate::dispatch::Dispatcher;
+
+/// An event ready for the outbox, and what PagerDuty would answer for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub event: NewEvent,
+    pub status: u16,
+    pub answer: Value,
+}
+
+/// The key PagerDuty would generate for a trigger without one: 32 hex characters. Generating it
+/// here, not in PagerDuty, lets us answer the sender with it before PagerDuty is reached (its
+/// clients need it in the answer), and a fresh key opens a new alert just as PagerDuty's would.
+pub fn generated_key() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Validates a body with PagerDuty's rules and turns it into an outbox event. The stored body is
+/// the validated event re-serialised: exactly what PagerDuty will receive, with the dedup key
+/// filled in when the sender left it out.
+pub fn prepare(
+    kind: EventKind,
+    body: &[u8],
+    source: &str,
+    now: Timestamp,
+) -> Result<Prepared, Rejection> {
+    match kind {
+        EventKind::EventsV2 => {
+            let mut ev = validate_event(body)?;
+            let key = ev.dedup_key.get_or_insert_with(generated_key).clone();
+            Ok(Prepared {
+                event: NewEvent {
+                    kind,
+                    routing_key: ev.routing_key.clone(),
+                    dedup_key: Some(key.clone()),
+                    action: Some(ev.event_action),
+                    body: serde_json::to_vec(&ev).expect("events serialise"),
+                    source: source.to_owned(),
+                    received_at: now,
+                },
+                status: 202,
+                answer: serde_json::to_value(EventResponse::processed(key)).expect("serialises"),
+            })
+        }
+        EventKind::Change => {
+            let ev = validate_change_event(body)?;
+            Ok(Prepared {
+                event: NewEvent {
+                    kind,
+                    routing_key: ev.routing_key.clone(),
+                    dedup_key: None,
+                    action: None,
+                    body: serde_json::to_vec(&ev).expect("events serialise"),
+                    source: source.to_owned(),
+                    received_at: now,
+                },
+                status: 202,
+                answer: serde_json::to_value(EventResponse::change_processed())
+                    .expect("serialises"),
+            })
+        }
+        EventKind::EventsV1 => {
+            let mut ev = validate_v1_event(body)?;
+            let key = ev.incident_key.get_or_insert_with(generated_key).clone();
+            Ok(Prepared {
+                event: NewEvent {
+                    kind,
+                    routing_key: ev.service_key.clone(),
+                    dedup_key: Some(key.clone()),
+                    action: Some(ev.event_type),
+                    body: serde_json::to_vec(&ev).expect("events serialise"),
+                    source: source.to_owned(),
+                    received_at: now,
+                },
+                status: 200,
+                answer: serde_json::to_value(V1Response::processed(key)).expect("serialises"),
+            })
+        }
+    }
+}
+
+/// Stores prepared events durably and wakes the dispatcher.
+#[derive(Clone)]
+pub struct Ingest {
+    commit: GroupCommit,
+    dispatcher: Dispatcher,
+}
+
+impl Ingest {
+    pub fn new(commit: GroupCommit, dispatcher: Dispatcher) -> Ingest {
+        Ingest { commit, dispatcher }
+    }
+
+    pub async fn store(&self, event: NewEvent) -> Result<i64, StoreError> {
+        let id = self.commit.insert(event).await?;
+        self.dispatcher.wake();
+        Ok(id)
+    }
+}
+
+pub fn routes() -> Router<Arc<Ingest>> {
+    Router::new()
+        .route("/v2/enqueue", post(enqueue_v2))
+        .route("/v2/change/enqueue", post(enqueue_change))
+        .route(
+            "/generic/2010-04-15/create_event.json",
+            post(create_event_v1),
+        )
+}
+
+async fn enqueue_v2(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
+    relay(
+        &ingest,
+        EventKind::EventsV2,
+        "http /v2/enqueue",
+        &headers,
+        body,
+    )
+    .await
+}
+
+async fn enqueue_change(
+    State(ingest): State<Arc<Ingest>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    relay(
+        &ingest,
+        EventKind::Change,
+        "http /v2/change/enqueue",
+        &headers,
+        body,
+    )
+    .await
+}
+
+async fn create_event_v1(
+    State(ingest): State<Arc<Ingest>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    relay(
+        &ingest,
+        EventKind::EventsV1,
+        "http /generic/2010-04-15/create_event.json",
+        &headers,
+        body,
+    )
+    .await
+}
+
+fn json(status: u16, body: &Value) -> Response {
+    let mut r = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        serde_json::to_vec(body).expect("JSON values serialise"),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn refused(kind: EventKind, r: &Rejection) -> Response {
+    let body = match kind {
+        EventKind::EventsV1 => serde_json::to_value(V1Response::invalid(r.messages())),
+        _ => serde_json::to_value(r.to_response()),
+    }
+    .expect("serialises");
+    json(400, &body)
+}
+
+async fn relay(
+    ingest: &Ingest,
+    kind: EventKind,
+    source: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    if let Err(r) = check_content_type(content_type) {
+        return refused(kind, &r);
+    }
+    // Read one byte past the limit so an oversized body is refused with PagerDuty's message
+    // instead of being buffered whole.
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_EVENT_BYTES + 1).await else {
+        return refused(
+            kind,
+            &Rejection::Invalid(vec![format!(
+                "Event object is too large (the limit is {MAX_EVENT_BYTES} bytes)"
+            )]),
+        );
+    };
+    let prepared = match prepare(kind, &bytes, source, Timestamp::now()) {
+        Ok(p) => p,
+        Err(r) => {
+            tracing::debug!(source, errors = ?r.messages(), "refused an event");
+            return refused(kind, &r);
+        }
+    };
+    let routing_key = prepared.event.routing_key.clone();
+    let dedup_key = prepared.event.dedup_key.clone().unwrap_or_default();
+    let action = prepared
+        .event
+        .action
+        .map(EventAction::as_str)
+        .unwrap_or("change");
+    match ingest.store(prepared.event).await {
+        Ok(id) => {
+            tracing::debug!(id, source, %routing_key, %dedup_key, action, "event stored");
+            json(prepared.status, &prepared.answer)
+        }
+        Err(e) => {
+            // Nothing was stored: a 5xx makes every PagerDuty client send it again later.
+            tracing::error!(error = %e, source, %routing_key, %dedup_key, "cannot store an event; answered 503");
+            let mut r = json(
+                503,
+                &json!({
+                    "status": "unavailable",
+                    "message": format!("pagerbridge could not store the event, so it was not accepted: {e}"),
+                    "errors": [e.to_string()],
+                }),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trigger_without_a_key_gets_one_in_the_body_and_the_answer() {
+        let body = br#"{"routing_key":"a1b2c3d4e5f60718293a4b5c6d7e8f90","event_action":"trigger",
+            "payload":{"summary":"s","source":"h","severity":"info"},"extra":"ignored"}"#;
+        let p = prepare(EventKind::EventsV2, body, "test", Timestamp::now()).unwrap();
+        let key = p.event.dedup_key.clone().unwrap();
+        assert_eq!(key.len(), 32);
+        assert_eq!(p.answer["dedup_key"], key.as_str());
+        let stored: Value = serde_json::from_slice(&p.event.body).unwrap();
+        assert_eq!(stored["dedup_key"], key.as_str());
+        assert!(
+            stored.get("extra").is_none(),
+            "PagerDuty ignores unknown fields; we do not forward them"
+        );
+        let again = prepare(EventKind::EventsV2, body, "test", Timestamp::now()).unwrap();
+        assert_ne!(
+            again.event.dedup_key, p.event.dedup_key,
+            "every keyless trigger is a new alert"
+        );
+    }
+
+    #[test]
+    fn v1_and_change_events_answer_as_pagerduty_does() {
+        let v1 = br#"{"service_key":"a1b2c3d4e5f60718293a4b5c6d7e8f90","event_type":"trigger","description":"d"}"#;
+        let p = prepare(EventKind::EventsV1, v1, "t", Timestamp::now()).unwrap();
+        assert_eq!(p.status, 200);
+        assert_eq!(p.answer["incident_key"].as_str().unwrap().len(), 32);
+        let ch =
+            br#"{"routing_key":"a1b2c3d4e5f60718293a4b5c6d7e8f90","payload":{"summary":"deploy"}}"#;
+        let p = prepare(EventKind::Change, ch, "t", Timestamp::now()).unwrap();
+        assert_eq!(
+            p.answer,
+            json!({"status": "success", "message": "Change event processed"})
+        );
+        assert_eq!(p.event.lane(), "c:a1b2c3d4e5f60718293a4b5c6d7e8f90");
+    }
+}

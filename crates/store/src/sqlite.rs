@@ -1,0 +1,714 @@
+//! The embedded outbox: one SQLite file in the data directory.
+//!
+//! Durability settings, and why:
+//! - `journal_mode = WAL`: a commit appends to the write-ahead log instead of rewriting pages
+//!   and a rollback journal, so one commit is one sequential write plus one `fsync`, and readers
+//!   (the CLI, `queue status`) never block the writer.
+//! - `synchronous = FULL`: in WAL mode SQLite then `fsync`s the log at every commit, so a
+//!   committed event survives a power loss, not only a crash of the process. (`NORMAL` would
+//!   lose the last commits on power loss: events we already answered 2xx to.) The cost of that
+//!   `fsync` is shared by every event in a commit, see [`crate::group_commit`].
+//! - `busy_timeout`: the CLI (`pagerbridge event ...`) writes into the same file while the
+//!   daemon runs; a writer waits for the other instead of failing.
+//! - a bounded page cache: the queue lives on disk, not in memory, whatever its length.
+//!
+//! One writer connection: SQLite admits one writer at a time anyway, and a single connection
+//! keeps this process's writes in order without lock contention. Reads use their own pool.
+//! Claims are held in memory: only one daemon uses a data directory (see [`DataDirLock`]), and a
+//! claim has no meaning after a restart, so writing them down would cost an `fsync` for nothing.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use pagerduty::events::EventAction;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use tokio::sync::Mutex;
+
+use crate::{
+    Claim, EventKind, EventRecord, KeyStats, LaneResult, ListQuery, NewEvent, Outcome, QueueStats,
+    Result, State, Store, StoreError,
+};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Rows deleted per purge transaction, so purging a large backlog never holds the writer long.
+const PURGE_CHUNK: i64 = 5_000;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: PathBuf,
+    /// lane -> (owner, expires)
+    claims: Mutex<HashMap<String, (String, Timestamp)>>,
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Maps SQLite's result codes to what the caller can do about them.
+fn map_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        let primary = db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff);
+        return match primary {
+            // SQLITE_FULL
+            Some(13) => StoreError::Full(db.message().to_owned()),
+            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN
+            Some(5 | 6 | 8 | 10 | 14) => StoreError::Unavailable(db.message().to_owned()),
+            _ => StoreError::Other(db.message().to_owned()),
+        };
+    }
+    match e {
+        sqlx::Error::Io(io) => StoreError::Unavailable(io.to_string()),
+        sqlx::Error::PoolTimedOut => StoreError::Unavailable("database pool timed out".into()),
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(false);
+        let writer_opts = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .pragma("cache_size", "-8000");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(writer_opts)
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Other(m) => {
+                    StoreError::Unavailable(format!("cannot open {}: {m}", path.display()))
+                }
+                other => other,
+            })?;
+        MIGRATIONS
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Other(format!("migrating {}: {e}", path.display())))?;
+        let reader_opts = base
+            .read_only(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .pragma("cache_size", "-2000");
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(reader_opts)
+            .await
+            .map_err(map_err)?;
+        Ok(SqliteStore {
+            writer,
+            reader,
+            path: path.to_owned(),
+            claims: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Opens a `sqlite://` URL (`sqlite:///abs/path.db` or `sqlite://relative.db`).
+    pub async fn open_url(url: &str) -> Result<SqliteStore> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| StoreError::Invalid(format!("not a sqlite:// URL: {url}")))?;
+        let path = path.split('?').next().unwrap_or(path);
+        SqliteStore::open(Path::new(path)).await
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the pools after checkpointing the log into the database file, so the next open
+    /// does not replay it.
+    pub async fn close(self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await;
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    async fn begin(&self) -> Result<Transaction<'_, Sqlite>> {
+        // IMMEDIATE takes the write lock at once, so a transaction never fails half-way on
+        // a lock another process (the CLI) took after it started.
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+
+    async fn unclaimed_due(
+        &self,
+        now: Timestamp,
+        want: usize,
+        claims: &HashMap<String, (String, Timestamp)>,
+    ) -> Result<Vec<(String, String)>> {
+        let live = claims.values().filter(|(_, exp)| *exp > now).count();
+        let rows = sqlx::query(
+            "SELECT lane, routing_key FROM lanes WHERE next_attempt_at <= ?1 \
+             ORDER BY next_attempt_at, lane LIMIT ?2",
+        )
+        .bind(ms(now))
+        .bind((want + live) as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .filter(|(lane, _)| !held(claims, lane, now))
+            .take(want)
+            .collect())
+    }
+}
+
+/// Whether a live claim holds `lane`.
+fn held(claims: &HashMap<String, (String, Timestamp)>, lane: &str, now: Timestamp) -> bool {
+    claims.get(lane).is_some_and(|(_, expires)| *expires > now)
+}
+
+const EVENT_COLUMNS: &str = "e.id, e.lane, e.kind, e.routing_key, e.dedup_key, e.action, e.body, \
+    e.source, e.received_at, e.state, e.attempts, e.last_attempt_at, e.last_status, e.last_error, \
+    e.response, e.finished_at, e.coalesced_into, l.next_attempt_at";
+
+fn record(row: &SqliteRow) -> Result<EventRecord> {
+    let kind: String = row.get("kind");
+    let state: String = row.get("state");
+    let action: Option<String> = row.get("action");
+    let bad =
+        |what: &str, v: &str| StoreError::Other(format!("unknown {what} {v:?} in the database"));
+    let state = State::parse(&state).ok_or_else(|| bad("state", &state))?;
+    Ok(EventRecord {
+        id: row.get("id"),
+        lane: row.get("lane"),
+        kind: EventKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+        routing_key: row.get("routing_key"),
+        dedup_key: row.get("dedup_key"),
+        action: match action.as_deref() {
+            None => None,
+            Some("trigger") => Some(EventAction::Trigger),
+            Some("acknowledge") => Some(EventAction::Acknowledge),
+            Some("resolve") => Some(EventAction::Resolve),
+            Some(other) => return Err(bad("action", other)),
+        },
+        body: row.get("body"),
+        source: row.get("source"),
+        received_at: ts(row.get("received_at")),
+        attempts: row.get::<i64, _>("attempts") as u32,
+        next_attempt_at: if state == State::Pending {
+            row.get::<Option<i64>, _>("next_attempt_at").map(ts)
+        } else {
+            None
+        },
+        state,
+        last_attempt_at: row.get::<Option<i64>, _>("last_attempt_at").map(ts),
+        last_status: row.get::<Option<i64>, _>("last_status").map(|s| s as u16),
+        last_error: row.get("last_error"),
+        response: row.get("response"),
+        finished_at: row.get::<Option<i64>, _>("finished_at").map(ts),
+        coalesced_into: row.get("coalesced_into"),
+    })
+}
+
+/// After events of `lane` left the pending state: lowers its count, and removes the lane when
+/// nothing is left (checking, so that a count off by an operator's concurrent change can never
+/// strand pending events).
+async fn lane_lost(tx: &mut Transaction<'_, Sqlite>, lane: &str, n: u64) -> Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let left: Option<i64> = sqlx::query_scalar(
+        "UPDATE lanes SET pending = pending - ?1 WHERE lane = ?2 RETURNING pending",
+    )
+    .bind(n as i64)
+    .bind(lane)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if left.is_some_and(|p| p <= 0) {
+        let real: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE lane = ?1 AND state = 'pending' LIMIT 1)",
+        )
+        .bind(lane)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        if real == 0 {
+            sqlx::query("DELETE FROM lanes WHERE lane = ?1")
+                .bind(lane)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+        } else {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM events WHERE lane = ?1 AND state = 'pending'",
+            )
+            .bind(lane)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            sqlx::query("UPDATE lanes SET pending = ?1 WHERE lane = ?2")
+                .bind(count)
+                .bind(lane)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// After an event of `lane` became pending again: counts it, due at `due` at the latest.
+async fn lane_gained(
+    tx: &mut Transaction<'_, Sqlite>,
+    lane: &str,
+    routing_key: &str,
+    due: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lanes (lane, routing_key, pending, next_attempt_at) VALUES (?1, ?2, 1, ?3) \
+         ON CONFLICT (lane) DO UPDATE SET pending = pending + 1, \
+         next_attempt_at = MIN(next_attempt_at, excluded.next_attempt_at)",
+    )
+    .bind(lane)
+    .bind(routing_key)
+    .bind(ms(due))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn insert(&self, events: &[NewEvent]) -> Result<Vec<i64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let mut ids = Vec::with_capacity(events.len());
+        for ev in events {
+            let lane = ev.lane();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO events (lane, kind, routing_key, dedup_key, action, body, source, received_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            )
+            .bind(&lane)
+            .bind(ev.kind.as_str())
+            .bind(&ev.routing_key)
+            .bind(&ev.dedup_key)
+            .bind(ev.action.map(|a| a.as_str()))
+            .bind(&ev.body)
+            .bind(&ev.source)
+            .bind(ms(ev.received_at))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            // A lane that exists may be backing off: a new event does not make it due sooner
+            // (ON CONFLICT keeps next_attempt_at); a new lane is due at once.
+            sqlx::query(
+                "INSERT INTO lanes (lane, routing_key, pending, next_attempt_at) VALUES (?1, ?2, 1, ?3) \
+                 ON CONFLICT (lane) DO UPDATE SET pending = pending + 1",
+            )
+            .bind(&lane)
+            .bind(&ev.routing_key)
+            .bind(ms(ev.received_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            ids.push(id);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids)
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        max_lanes: usize,
+        per_lane: usize,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<Claim>> {
+        if max_lanes == 0 {
+            return Ok(Vec::new());
+        }
+        let mut claims = self.claims.lock().await;
+        claims.retain(|_, (_, exp)| *exp > now);
+        let due = self.unclaimed_due(now, max_lanes, &claims).await?;
+        let expires =
+            now + jiff::SignedDuration::try_from(lease).unwrap_or(jiff::SignedDuration::MAX);
+        let mut out = Vec::with_capacity(due.len());
+        // Built from constants only; values are bound.
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN lanes l ON l.lane = e.lane \
+             WHERE e.lane = ?1 AND e.state = 'pending' ORDER BY e.id LIMIT ?2"
+        );
+        for (lane, routing_key) in due {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&lane)
+                .bind(per_lane.max(1) as i64)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(map_err)?;
+            let events = rows.iter().map(record).collect::<Result<Vec<_>>>()?;
+            if events.is_empty() {
+                continue;
+            }
+            claims.insert(lane.clone(), (owner.to_owned(), expires));
+            out.push(Claim {
+                lane,
+                routing_key,
+                events,
+                owner: owner.to_owned(),
+                expires,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn finish(&self, results: &[LaneResult]) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for r in results {
+            let mut left_pending = 0u64;
+            for o in &r.outcomes {
+                let done = match o {
+                    Outcome::Delivered { id, status, response, at } => sqlx::query(
+                        "UPDATE events SET state = 'delivered', attempts = attempts + 1, last_status = ?1, \
+                         response = ?2, last_attempt_at = ?3, finished_at = ?3, last_error = NULL \
+                         WHERE id = ?4 AND state = 'pending'",
+                    )
+                    .bind(*status as i64)
+                    .bind(response)
+                    .bind(ms(*at))
+                    .bind(id),
+                    Outcome::Dead { id, status, error, at } => sqlx::query(
+                        "UPDATE events SET state = 'dead', attempts = attempts + 1, last_status = ?1, \
+                         last_error = ?2, last_attempt_at = ?3, finished_at = ?3 \
+                         WHERE id = ?4 AND state = 'pending'",
+                    )
+                    .bind(status.map(|s| s as i64))
+                    .bind(error)
+                    .bind(ms(*at))
+                    .bind(id),
+                    Outcome::Coalesced { id, into, at } => sqlx::query(
+                        "UPDATE events SET state = 'coalesced', coalesced_into = ?1, finished_at = ?2 \
+                         WHERE id = ?3 AND state = 'pending'",
+                    )
+                    .bind(into)
+                    .bind(ms(*at))
+                    .bind(id),
+                    Outcome::Failed { id, status, error, at } => sqlx::query(
+                        "UPDATE events SET attempts = attempts + 1, last_status = ?1, last_error = ?2, \
+                         last_attempt_at = ?3 WHERE id = ?4 AND state = 'pending'",
+                    )
+                    .bind(status.map(|s| s as i64))
+                    .bind(error)
+                    .bind(ms(*at))
+                    .bind(id),
+                };
+                let changed = done
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                if !matches!(o, Outcome::Failed { .. }) {
+                    left_pending += changed;
+                }
+            }
+            lane_lost(&mut tx, &r.lane, left_pending).await?;
+            if let Some(at) = r.retry_at {
+                sqlx::query("UPDATE lanes SET next_attempt_at = ?1 WHERE lane = ?2")
+                    .bind(ms(at))
+                    .bind(&r.lane)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        let mut claims = self.claims.lock().await;
+        for r in results {
+            if claims.get(&r.lane).is_some_and(|(o, _)| *o == r.owner) {
+                claims.remove(&r.lane);
+            }
+        }
+        Ok(())
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        let claims = self.claims.lock().await;
+        let now = Timestamp::now();
+        let live = claims.values().filter(|(_, exp)| *exp > now).count();
+        let rows = sqlx::query(
+            "SELECT lane, next_attempt_at FROM lanes ORDER BY next_attempt_at LIMIT ?1",
+        )
+        .bind((live + 1) as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .find(|r| !held(&claims, &r.get::<String, _>(0), now))
+            .map(|r| ts(r.get(1))))
+    }
+
+    async fn stats(&self) -> Result<QueueStats> {
+        let mut s = QueueStats::default();
+        for row in sqlx::query(
+            "SELECT state, COUNT(*) FROM events WHERE state IN ('delivered', 'coalesced', 'dropped') GROUP BY state",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?
+        {
+            let n = row.get::<i64, _>(1) as u64;
+            match row.get::<String, _>(0).as_str() {
+                "delivered" => s.delivered = n,
+                "coalesced" => s.coalesced = n,
+                _ => s.dropped = n,
+            }
+        }
+        s.dead = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events WHERE state = 'dead'")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)? as u64;
+        let rows = sqlx::query(
+            "SELECT l.routing_key, SUM(l.pending), COUNT(*), MIN(l.next_attempt_at), \
+             MIN((SELECT received_at FROM events e WHERE e.lane = l.lane AND e.state = 'pending' ORDER BY e.id LIMIT 1)) \
+             FROM lanes l GROUP BY l.routing_key ORDER BY SUM(l.pending) DESC, l.routing_key",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        for row in rows {
+            let k = KeyStats {
+                routing_key: row.get(0),
+                pending: row.get::<i64, _>(1) as u64,
+                lanes: row.get::<i64, _>(2) as u64,
+                next_attempt_at: row.get::<Option<i64>, _>(3).map(ts),
+                oldest_pending_at: row.get::<Option<i64>, _>(4).map(ts),
+            };
+            s.pending += k.pending;
+            s.oldest_pending_at = match (s.oldest_pending_at, k.oldest_pending_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            s.by_routing_key.push(k);
+        }
+        Ok(s)
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<Vec<EventRecord>> {
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN lanes l ON l.lane = e.lane WHERE 1 = 1"
+        ));
+        if !q.states.is_empty() {
+            b.push(" AND e.state IN (");
+            let mut sep = b.separated(", ");
+            for s in &q.states {
+                sep.push_bind(s.as_str());
+            }
+            b.push(")");
+        }
+        if let Some(rk) = &q.routing_key {
+            b.push(" AND e.routing_key = ").push_bind(rk.clone());
+        }
+        if let Some(dk) = &q.dedup_key {
+            b.push(" AND e.dedup_key = ").push_bind(dk.clone());
+        }
+        if let Some(before) = q.before_id {
+            b.push(" AND e.id < ").push_bind(before);
+        }
+        let limit = if q.limit == 0 { 100 } else { q.limit };
+        b.push(" ORDER BY e.id DESC LIMIT ").push_bind(limit as i64);
+        let rows = b.build().fetch_all(&self.reader).await.map_err(map_err)?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn get(&self, id: i64) -> Result<Option<EventRecord>> {
+        // Built from constants only; the id is bound.
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN lanes l ON l.lane = e.lane WHERE e.id = ?1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn retry(&self, ids: &[i64], now: Timestamp) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for id in ids {
+            let row = sqlx::query(
+                "UPDATE events SET state = 'pending', attempts = 0, finished_at = NULL, coalesced_into = NULL \
+                 WHERE id = ?1 AND state IN ('dead', 'dropped') RETURNING lane, routing_key",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if let Some(row) = row {
+                lane_gained(
+                    &mut tx,
+                    &row.get::<String, _>(0),
+                    &row.get::<String, _>(1),
+                    now,
+                )
+                .await?;
+                n += 1;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn drop_events(&self, ids: &[i64], now: Timestamp) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for id in ids {
+            let row = sqlx::query("SELECT state, lane FROM events WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let Some(row) = row else { continue };
+            let (state, lane): (String, String) = (row.get(0), row.get(1));
+            if state != "pending" && state != "dead" {
+                continue;
+            }
+            sqlx::query("UPDATE events SET state = 'dropped', finished_at = ?1 WHERE id = ?2")
+                .bind(ms(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if state == "pending" {
+                lane_lost(&mut tx, &lane, 1).await?;
+            }
+            n += 1;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let mut tx = self.begin().await?;
+            let n = sqlx::query(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events \
+                 WHERE state IN ('delivered', 'coalesced', 'dropped') AND finished_at < ?1 LIMIT ?2)",
+            )
+            .bind(ms(before))
+            .bind(PURGE_CHUNK)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+            tx.commit().await.map_err(map_err)?;
+            total += n;
+            if n < PURGE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Exclusive use of a data directory by one daemon: two daemons on one SQLite outbox would
+/// each believe they own every claim and send every event twice.
+pub struct DataDirLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl DataDirLock {
+    /// Creates the directory if needed and takes its lock, or says who holds it.
+    pub fn acquire(dir: &Path) -> Result<DataDirLock> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join("pagerbridge.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot write in data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(StoreError::Unavailable(format!(
+                    "data directory {} is in use by another pagerbridge daemon{}",
+                    dir.display(),
+                    match holder.trim() {
+                        "" => String::new(),
+                        pid => format!(" (pid {pid})"),
+                    }
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        // The pid is only for the message above; the lock is what counts.
+        let _ = file.set_len(0);
+        let _ = write!(file, "{}", std::process::id());
+        let _ = file.sync_all();
+        Ok(DataDirLock { _file: file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        EventKind::parse(s).ok_or_else(|| StoreError::Invalid(format!("unknown event kind {s:?}")))
+    }
+}
