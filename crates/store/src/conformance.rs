@@ -25,6 +25,7 @@ macro_rules! conformance_tests {
             different_lanes_are_claimed_together_and_per_lane_limits_apply,
             a_claimed_lane_is_not_claimed_again_until_finished_or_expired,
             delivered_events_leave_the_queue_with_pagerdutys_answer,
+            progress_recorded_without_release_keeps_the_claim,
             a_dead_letter_does_not_block_the_events_behind_it,
             a_failed_head_stays_first_and_its_lane_waits_until_retry_at,
             new_events_do_not_cut_a_lanes_backoff_short,
@@ -97,6 +98,7 @@ fn done(lane: &str, outcomes: Vec<Outcome>, retry_at: Option<Timestamp>) -> Lane
         owner: "w1".into(),
         outcomes,
         retry_at,
+        release: true,
     }
 }
 
@@ -257,6 +259,43 @@ pub async fn delivered_events_leave_the_queue_with_pagerdutys_answer(s: Arc<dyn 
             .is_empty()
     );
     assert_eq!(s.next_due().await.unwrap(), None);
+}
+
+pub async fn progress_recorded_without_release_keeps_the_claim(s: Arc<dyn Store>) {
+    let t = t0();
+    let ids = s
+        .insert(&[trig("k", t, 1), ev(RK, "k", EventAction::Resolve, t, 2)])
+        .await
+        .unwrap();
+    let c = s.claim("w1", 1, 10, LEASE, t).await.unwrap();
+    let mut first = done(&c[0].lane, vec![delivered(ids[0], t)], None);
+    first.release = false;
+    s.finish(&[first]).await.unwrap();
+    assert_eq!(
+        s.get(ids[0]).await.unwrap().unwrap().state,
+        State::Delivered,
+        "recorded at once"
+    );
+    assert!(
+        s.claim("w2", 10, 10, LEASE, t + secs(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "still w1's lane"
+    );
+    s.finish(&[done(&c[0].lane, vec![delivered(ids[1], t)], None)])
+        .await
+        .unwrap();
+    assert_eq!(s.stats().await.unwrap().pending, 0);
+    s.insert(&[trig("k", t + secs(2), 3)]).await.unwrap();
+    assert_eq!(
+        s.claim("w2", 10, 10, LEASE, t + secs(2))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "released"
+    );
 }
 
 pub async fn a_dead_letter_does_not_block_the_events_behind_it(s: Arc<dyn Store>) {

@@ -242,14 +242,21 @@ impl Outcome {
     }
 }
 
-/// The end of one claim: what happened to its events, and when the lane may be worked again
-/// (`None`: as soon as it has pending events).
+/// Progress on one claim: what happened to some of its events, and when the lane may be worked
+/// again (`None`: as soon as it has pending events).
+///
+/// A dispatcher records each delivery before it sends the next event of the lane
+/// (`release: false`), so that after a crash at most the one event in flight is sent again: a
+/// repeated trigger, acknowledge or resolve changes nothing in PagerDuty, whereas replaying a
+/// delivered trigger after a delivered resolve would open a second incident. The last record of
+/// a claim releases it (`release: true`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaneResult {
     pub lane: String,
     pub owner: String,
     pub outcomes: Vec<Outcome>,
     pub retry_at: Option<Timestamp>,
+    pub release: bool,
 }
 
 /// Filters of [`Store::list`].
@@ -304,8 +311,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Vec<Claim>>;
 
-    /// Records what happened to claimed events and releases their lanes. Outcomes for events
-    /// that are no longer pending (an operator dropped them meanwhile) are ignored.
+    /// Records what happened to claimed events, and releases the lanes whose result says so.
+    /// Outcomes for events that are no longer pending (an operator dropped them meanwhile) are
+    /// ignored.
     async fn finish(&self, results: &[LaneResult]) -> Result<()>;
 
     /// When the first unclaimed lane becomes due, if any lane is pending.

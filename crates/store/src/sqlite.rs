@@ -455,7 +455,7 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(map_err)?;
         let mut claims = self.claims.lock().await;
-        for r in results {
+        for r in results.iter().filter(|r| r.release) {
             if claims.get(&r.lane).is_some_and(|(o, _)| *o == r.owner) {
                 claims.remove(&r.lane);
             }

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use pagerbridge_store::{Claim, LaneResult, Outcome, Store};
 use pagerduty::{Disposition, Error as PdError, EventsClient};
 use serde::Serialize;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use self::coalesce::Step;
 use self::limits::{Buckets, Circuit, Gate, backoff};
@@ -144,7 +144,7 @@ impl Dispatcher {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let sh = self.shared.clone();
         sh.status.lock().expect("status lock").running = true;
-        let (done_tx, done_rx) = mpsc::unbounded_channel::<LaneResult>();
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Record>();
         let finisher = tokio::spawn(finisher(sh.store.clone(), done_rx, self.wake.clone()));
         let slots = Arc::new(Semaphore::new(sh.settings.max_in_flight.max(1)));
         loop {
@@ -217,8 +217,11 @@ impl Dispatcher {
                     .expect("the semaphore is never closed");
                 let (sh, done) = (sh.clone(), done_tx.clone());
                 tokio::spawn(async move {
-                    let result = work_lane(&sh, claim).await;
-                    let _ = done.send(result);
+                    let result = work_lane(&sh, claim, &done).await;
+                    let _ = done.send(Record {
+                        result,
+                        committed: None,
+                    });
                     drop(permit);
                 });
             }
@@ -242,14 +245,21 @@ fn note_error(sh: &Shared, msg: String) {
     s.last_error_at = Some(Timestamp::now());
 }
 
-/// Records finished lanes, many per commit. A failed commit is retried: dropping a result would
-/// leave its lane claimed until the lease expires and its delivered events sent twice.
+/// A lane's progress on its way to the store; `committed` hears when it is durable.
+struct Record {
+    result: LaneResult,
+    committed: Option<oneshot::Sender<()>>,
+}
+
+/// Records lanes' progress, many lanes per commit. A failed commit is retried: dropping a
+/// result would leave its lane claimed until the lease expires and its delivered events sent
+/// twice.
 async fn finisher(
     store: Arc<dyn Store>,
-    mut rx: mpsc::UnboundedReceiver<LaneResult>,
+    mut rx: mpsc::UnboundedReceiver<Record>,
     wake: Arc<Notify>,
 ) {
-    let mut batch = Vec::new();
+    let mut batch: Vec<Record> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < 512 {
@@ -258,28 +268,63 @@ async fn finisher(
                 Err(_) => break,
             }
         }
+        let results: Vec<LaneResult> = batch.iter().map(|r| r.result.clone()).collect();
         let mut delay = Duration::from_millis(100);
         loop {
-            match store.finish(&batch).await {
+            match store.finish(&results).await {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::error!(error = %e, lanes = batch.len(), "cannot record deliveries; retrying");
+                    tracing::error!(error = %e, lanes = results.len(), "cannot record deliveries; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }
-        batch.clear();
-        // Released lanes may hold more events.
-        wake.notify_one();
+        let released = results.iter().any(|r| r.release);
+        for r in batch.drain(..) {
+            if let Some(c) = r.committed {
+                let _ = c.send(());
+            }
+        }
+        if released {
+            // Released lanes may hold more events.
+            wake.notify_one();
+        }
+    }
+}
+
+/// Records `outcomes` of a lane that stays claimed, and waits until that is durable: the next
+/// event of the lane must not leave before the previous one's delivery is on disk.
+async fn checkpoint(
+    done: &mpsc::UnboundedSender<Record>,
+    claim: &Claim,
+    outcomes: &mut Vec<Outcome>,
+) {
+    if outcomes.is_empty() {
+        return;
+    }
+    let (tx, rx) = oneshot::channel();
+    let record = Record {
+        result: LaneResult {
+            lane: claim.lane.clone(),
+            owner: claim.owner.clone(),
+            outcomes: std::mem::take(outcomes),
+            retry_at: None,
+            release: false,
+        },
+        committed: Some(tx),
+    };
+    if done.send(record).is_ok() {
+        let _ = rx.await;
     }
 }
 
 /// Sends a claimed lane's events in order until they are all done or one must wait.
-async fn work_lane(sh: &Shared, claim: Claim) -> LaneResult {
+async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Record>) -> LaneResult {
     let s = &sh.settings;
     let mut outcomes = Vec::with_capacity(claim.events.len());
     let mut retry_at = None;
+    let mut sent_before = false;
     for step in coalesce::plan(&claim.events, s.coalesce) {
         let idx = match step {
             Step::Coalesce(a, b) => {
@@ -294,6 +339,10 @@ async fn work_lane(sh: &Shared, claim: Claim) -> LaneResult {
             Step::Send(i) => i,
         };
         let ev = &claim.events[idx];
+        if sent_before {
+            checkpoint(done, &claim, &mut outcomes).await;
+        }
+        sent_before = true;
         let now = Instant::now();
         if let Err(until) = sh
             .buckets
@@ -407,6 +456,7 @@ async fn work_lane(sh: &Shared, claim: Claim) -> LaneResult {
         owner: claim.owner,
         outcomes,
         retry_at,
+        release: true,
     }
 }
 
