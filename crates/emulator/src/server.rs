@@ -166,6 +166,12 @@ pub(crate) async fn faults_layer(
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("Error");
             let body = match scope {
+                // A 400 in PagerDuty's documented invalid-event shape, other codes as errors.
+                Scope::Events if status == 400 => json!({
+                    "status": "invalid event",
+                    "message": "Event object is invalid",
+                    "errors": ["rejected by an injected fault"],
+                }),
                 Scope::Events => json!({"status": "error", "message": reason}),
                 _ => json!({"error": {"message": reason, "code": 2000 + (status as i64 % 100)}}),
             };

@@ -85,14 +85,41 @@ impl Running {
 
     /// Stops gracefully (see the module comment).
     pub async fn stop(self) -> Result<(), DaemonError> {
-        let _ = self.stop.send(true);
-        let served = self.server.await;
-        for t in self.tasks {
+        let Running {
+            dispatcher,
+            mut store,
+            stop,
+            tasks,
+            server,
+            _lock: lock,
+            ..
+        } = self;
+        let _ = stop.send(true);
+        let served = server.await;
+        for t in tasks {
             let _ = t.await;
         }
-        if let Ok(store) = Arc::try_unwrap(self.store) {
-            store.close().await;
+        // The store is closed only once nothing else holds it: our dispatcher handle, and the
+        // group-commit writer and the last lane tasks, which end on their own just after.
+        drop(dispatcher);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match Arc::try_unwrap(store) {
+                Ok(s) => {
+                    s.close().await;
+                    break;
+                }
+                Err(s) if tokio::time::Instant::now() < deadline => {
+                    store = s;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(_) => {
+                    tracing::warn!("the store is still in use; leaving it without a checkpoint");
+                    break;
+                }
+            }
         }
+        drop(lock);
         match served {
             Ok(Err(e)) => Err(DaemonError::Server(e)),
             _ => Ok(()),

@@ -30,7 +30,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
 use crate::{
@@ -81,6 +81,19 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// An error opening the database at `path`, naming it (SQLite's "unable to open database file"
+/// does not say which).
+fn opening(path: &Path, e: sqlx::Error) -> StoreError {
+    let what = format!("cannot open {}", path.display());
+    match map_err(e) {
+        StoreError::Full(m) => StoreError::Full(format!("{what}: {m}")),
+        StoreError::Invalid(m) => StoreError::Invalid(format!("{what}: {m}")),
+        StoreError::Unavailable(m) | StoreError::Other(m) => {
+            StoreError::Unavailable(format!("{what}: {m}"))
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
@@ -98,14 +111,17 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            // When a COMMIT fails (a full disk), SQLite has already ended the transaction, the
+            // ROLLBACK sqlx then sends fails, and sqlx keeps counting the transaction as open:
+            // every later BEGIN on that connection would fail. Such a connection is closed
+            // instead of being reused; the pool opens a fresh one.
+            .after_release(|conn, _| {
+                let clean = !conn.is_in_transaction();
+                Box::pin(async move { Ok(clean) })
+            })
             .connect_with(writer_opts)
             .await
-            .map_err(|e| match map_err(e) {
-                StoreError::Other(m) => {
-                    StoreError::Unavailable(format!("cannot open {}: {m}", path.display()))
-                }
-                other => other,
-            })?;
+            .map_err(|e| opening(path, e))?;
         MIGRATIONS
             .run(&writer)
             .await
@@ -120,7 +136,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(reader_opts)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| opening(path, e))?;
         Ok(SqliteStore {
             writer,
             reader,

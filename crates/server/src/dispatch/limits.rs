@@ -135,9 +135,12 @@ impl Circuit {
         self.cooldown = self.base;
     }
 
-    pub fn failure(&mut self, now: Instant) {
+    /// A request failed (no answer, or a 5xx). `probe`: it was the request `gate` let through as
+    /// the probe. Only the probe's failure reopens an open circuit; requests that were already on
+    /// their way when it opened say nothing new about the destination.
+    pub fn failure(&mut self, now: Instant, probe: bool) {
         self.failures += 1;
-        if self.probing {
+        if probe {
             self.probing = false;
             self.cooldown = (self.cooldown * 2).min(self.max);
             self.open_until = Some(now + self.cooldown);
@@ -239,10 +242,10 @@ mod tests {
         let base = Duration::from_secs(5);
         let mut c = Circuit::new(3, base, Duration::from_secs(20));
         let t = Instant::now();
-        c.failure(t);
-        c.failure(t);
+        c.failure(t, false);
+        c.failure(t, false);
         assert_eq!(c.gate(t), Gate::Closed);
-        c.failure(t);
+        c.failure(t, false);
         assert_eq!(
             c.gate(t + Duration::from_secs(1)),
             Gate::Open { until: t + base }
@@ -253,7 +256,12 @@ mod tests {
             matches!(c.gate(later), Gate::Open { .. }),
             "one probe at a time"
         );
-        c.failure(later);
+        c.failure(later, false);
+        assert!(
+            matches!(c.gate(later), Gate::Open { .. }),
+            "a straggler's failure does not decide for the probe"
+        );
+        c.failure(later, true);
         assert_eq!(
             c.open_until(later),
             Some(later + base * 2),
@@ -261,7 +269,7 @@ mod tests {
         );
         let later = later + base * 2;
         assert_eq!(c.gate(later), Gate::Probe);
-        c.failure(later);
+        c.failure(later, true);
         assert_eq!(
             c.open_until(later),
             Some(later + Duration::from_secs(20)),
@@ -271,8 +279,8 @@ mod tests {
         assert_eq!(c.gate(later), Gate::Probe);
         c.success();
         assert_eq!(c.gate(later), Gate::Closed);
-        c.failure(later);
-        c.failure(later);
+        c.failure(later, false);
+        c.failure(later, false);
         assert_eq!(
             c.gate(later),
             Gate::Closed,

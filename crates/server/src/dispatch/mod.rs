@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jiff::Timestamp;
-use pagerbridge_store::{Claim, LaneResult, Outcome, Store};
+use pagerbridge_store::{Claim, EventKind, EventRecord, LaneResult, Outcome, Store};
+use pagerduty::events::V1Event;
 use pagerduty::{Disposition, Error as PdError, EventsClient};
 use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
@@ -344,32 +345,33 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
         }
         sent_before = true;
         let now = Instant::now();
+        // The circuit first: a request it holds back must not use up the key's rate.
+        let gate = sh.circuit.lock().expect("circuit lock").gate(now);
+        if let Gate::Open { until } = gate {
+            retry_at = Some(later(until));
+            break;
+        }
         if let Err(until) = sh
             .buckets
             .lock()
             .expect("buckets lock")
             .take(&claim.routing_key, now)
         {
+            if gate == Gate::Probe {
+                sh.circuit.lock().expect("circuit lock").probe_abandoned();
+            }
             retry_at = Some(later(until));
             break;
         }
-        let gate = sh.circuit.lock().expect("circuit lock").gate(now);
-        if let Gate::Open { until } = gate {
-            retry_at = Some(later(until));
-            break;
-        }
-        let result = sh
-            .client
-            .send_raw(ev.kind.api(), Bytes::from(ev.body.clone()))
-            .await;
+        let result = send(&sh.client, ev).await;
         let at = Timestamp::now();
         match result {
-            Ok(accepted) => {
+            Ok((status, response)) => {
                 sh.circuit.lock().expect("circuit lock").success();
                 outcomes.push(Outcome::Delivered {
                     id: ev.id,
-                    status: accepted.status,
-                    response: serde_json::to_string(&accepted.body).unwrap_or_default(),
+                    status,
+                    response,
                     at,
                 });
                 let mut st = sh.status.lock().expect("status lock");
@@ -429,7 +431,7 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
                         sh.circuit
                             .lock()
                             .expect("circuit lock")
-                            .failure(Instant::now());
+                            .failure(Instant::now(), gate == Gate::Probe);
                     }
                     tracing::info!(
                         id = ev.id, routing_key = %claim.routing_key, dedup_key = ev.dedup_key.as_deref().unwrap_or(""),
@@ -458,6 +460,22 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
         retry_at,
         release: true,
     }
+}
+
+/// Sends a stored event; returns PagerDuty's status and its answer as JSON text.
+async fn send(client: &EventsClient, ev: &EventRecord) -> Result<(u16, String), PdError> {
+    // v1 answers with `incident_key`, which the v2 answer type would drop from the record. The
+    // stored body is a serialised `V1Event`, so this sends the same bytes.
+    if ev.kind == EventKind::EventsV1
+        && let Ok(v1) = serde_json::from_slice::<V1Event>(&ev.body)
+    {
+        let a = client.send_v1(&v1).await?;
+        return Ok((a.status, serde_json::to_string(&a.body).unwrap_or_default()));
+    }
+    let a = client
+        .send_raw(ev.kind.api(), Bytes::from(ev.body.clone()))
+        .await?;
+    Ok((a.status, serde_json::to_string(&a.body).unwrap_or_default()))
 }
 
 /// An `Instant` in the future as a wall-clock time for the store.
