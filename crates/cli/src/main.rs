@@ -1,9 +1,12 @@
 //! `pagerbridge`: one binary, one subcommand per job.
 
 mod emulator;
+mod event;
 mod logging;
+mod queue;
 mod serve;
 mod signals;
+mod store_args;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +38,12 @@ enum Command {
     /// Run a local PagerDuty (Events API v2/v1, change events, REST API, webhooks) for trying
     /// pagerbridge or your own integrations offline.
     Emulator(emulator::Args),
+    /// Put an event in the outbox from the shell (for monitors' notification commands): works
+    /// whether the daemon runs or not; the daemon delivers it. Prints the dedup key.
+    Event(Box<event::Args>),
+    /// Inspect the outbox and act on it: status, list, show, retry and drop (dead letters
+    /// included).
+    Queue(queue::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +52,12 @@ fn main() -> std::process::ExitCode {
         eprintln!("pagerbridge: {e:#}");
         return std::process::ExitCode::from(2);
     }
+    // Short-lived commands: a current-thread runtime of their own, and their own exit codes.
+    let command = match cli.command {
+        Command::Event(args) => return event::main(*args),
+        Command::Queue(args) => return queue::main(args),
+        command => command,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,9 +69,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Serve(args) => serve::run(args).await,
             Command::Emulator(args) => emulator::run(args).await,
+            Command::Event(_) | Command::Queue(_) => unreachable!("run above"),
         }
     });
     match result {

@@ -1,5 +1,5 @@
-//! The core promise under abuse: sustained ingest while PagerDuty fails intermittently and the
-//! daemon is killed with SIGKILL and restarted, several times. At the end:
+//! The core promise under abuse: sustained ingest over HTTP and the CLI while PagerDuty fails
+//! intermittently and the daemon is killed with SIGKILL and restarted, several times. At the end:
 //! - every event that got a 2xx reached PagerDuty, or was coalesced into a later event of its
 //!   key that did (the store says which);
 //! - per key, PagerDuty received the events in the order they were accepted (a retry may repeat
@@ -175,43 +175,92 @@ struct Accepted {
     action: Action,
 }
 
-/// Sends one key's events in order, each until the daemon answers 2xx (it is down while being
-/// restarted: connection refused, which PagerDuty's clients also retry).
-async fn sender(key: usize, port: u16, seq: Arc<AtomicU64>, log: Arc<Mutex<Vec<Accepted>>>) {
+/// How a key's events enter pagerbridge.
+#[derive(Clone)]
+enum Via {
+    /// The relay route; retried until the daemon answers 2xx (it is down while being
+    /// restarted: connection refused, which PagerDuty's clients also retry).
+    Http { port: u16 },
+    /// `pagerbridge event ...` writing into the store, daemon up or not; accepted on exit 0.
+    Cli { config: PathBuf },
+}
+
+/// Sends one key's events in order, each until it is accepted.
+async fn sender(key: usize, via: Via, seq: Arc<AtomicU64>, log: Arc<Mutex<Vec<Accepted>>>) {
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
+    let dedup = format!("crash-{key}");
     for action in script(key) {
         let n = seq.fetch_add(1, Ordering::SeqCst);
-        let mut ev = json!({
-            "routing_key": DEMO_ROUTING_KEY,
-            "event_action": action.as_str(),
-            "dedup_key": format!("crash-{key}"),
-            "links": [{"href": format!("https://crash.test/seq/{n}")}],
-        });
-        if action == Action::Trigger {
-            ev["payload"] = json!({"summary": format!("key {key} event {n}"), "source": "crash", "severity": "error"});
-        }
+        let link = format!("https://crash.test/seq/{n}");
         loop {
-            let sent = http
-                .post(format!("http://127.0.0.1:{port}/v2/enqueue"))
-                .json(&ev)
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => {
-                    log.lock().unwrap().push(Accepted {
-                        seq: n,
-                        key,
-                        action,
+            let accepted = match &via {
+                Via::Http { port } => {
+                    let mut ev = json!({
+                        "routing_key": DEMO_ROUTING_KEY,
+                        "event_action": action.as_str(),
+                        "dedup_key": dedup,
+                        "links": [{"href": link}],
                     });
-                    break;
+                    if action == Action::Trigger {
+                        ev["payload"] = json!({"summary": format!("key {key} event {n}"), "source": "crash", "severity": "error"});
+                    }
+                    match http
+                        .post(format!("http://127.0.0.1:{port}/v2/enqueue"))
+                        .json(&ev)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => true,
+                        Ok(r) => panic!("the relay refused a valid event: {}", r.status()),
+                        Err(_) => false,
+                    }
                 }
-                Ok(r) => panic!("the relay refused a valid event: {}", r.status()),
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Via::Cli { config } => {
+                    let mut cmd = tokio::process::Command::new(BIN);
+                    cmd.args(["event", action.as_str(), "--config"])
+                        .arg(config)
+                        .args([
+                            "--routing-key",
+                            DEMO_ROUTING_KEY,
+                            "--dedup-key",
+                            &dedup,
+                            "--link",
+                            &link,
+                        ]);
+                    if action == Action::Trigger {
+                        cmd.args([
+                            "--summary",
+                            &format!("key {key} event {n}"),
+                            "--source",
+                            "crash",
+                            "--severity",
+                            "error",
+                        ]);
+                    }
+                    let out = cmd.output().await.expect("the CLI runs");
+                    match out.status.code() {
+                        Some(0) => true,
+                        Some(3) => false,
+                        other => panic!(
+                            "the CLI refused a valid event ({other:?}): {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        ),
+                    }
+                }
+            };
+            if accepted {
+                log.lock().unwrap().push(Accepted {
+                    seq: n,
+                    key,
+                    action,
+                });
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(5 + (n % 7) * 3)).await;
     }
@@ -270,8 +319,19 @@ async fn every_accepted_event_survives_sigkill_and_an_unreliable_pagerduty_in_or
 
     let seq = Arc::new(AtomicU64::new(1));
     let accepted = Arc::new(Mutex::new(Vec::new()));
+    // Every fourth key comes through the CLI, which writes into the store while the daemon
+    // runs, dies and restarts.
     let senders: Vec<_> = (0..KEYS)
-        .map(|k| tokio::spawn(sender(k, daemon.port, seq.clone(), accepted.clone())))
+        .map(|k| {
+            let via = if k % 4 == 3 {
+                Via::Cli {
+                    config: daemon.config.clone(),
+                }
+            } else {
+                Via::Http { port: daemon.port }
+            };
+            tokio::spawn(sender(k, via, seq.clone(), accepted.clone()))
+        })
         .collect();
 
     for _ in 0..KILLS {
@@ -390,8 +450,9 @@ async fn every_accepted_event_survives_sigkill_and_an_unreliable_pagerduty_in_or
     }
     let duplicates = processed.len() - reached.len();
     eprintln!(
-        "crash test: {} events accepted over {KILLS} SIGKILLs; {} reached PagerDuty, {coalesced} coalesced, {duplicates} delivered twice",
+        "crash test: {} events accepted ({} through the CLI) over {KILLS} SIGKILLs; {} reached PagerDuty, {coalesced} coalesced, {duplicates} delivered twice",
         accepted.len(),
+        accepted.iter().filter(|a| a.key % 4 == 3).count(),
         reached.len()
     );
     store.close().await;

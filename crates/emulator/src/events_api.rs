@@ -4,15 +4,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use jiff::Timestamp;
 use pagerduty::events::{
-    EventResponse, MAX_EVENT_BYTES, Rejection, V1Response, check_content_type,
-    validate_change_event, validate_event, validate_v1_event,
+    EventResponse, Rejection, V1Response, check_content_type, read_body, validate_change_event,
+    validate_event, validate_v1_event,
 };
 use serde_json::{Value, json};
 
@@ -47,24 +47,10 @@ impl Api {
     }
 }
 
-/// Reads at most a little more than PagerDuty's limit, so an oversized body is answered with
-/// PagerDuty's "too large" error instead of being buffered whole.
-async fn read_body(body: Body) -> Result<Bytes, ()> {
-    axum::body::to_bytes(body, MAX_EVENT_BYTES + 1)
-        .await
-        .map_err(|_| ())
-}
-
 fn body_as_json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or_else(|_| {
         Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned())
     })
-}
-
-fn too_large() -> Rejection {
-    Rejection::Invalid(vec![format!(
-        "Event object is too large (the limit is {MAX_EVENT_BYTES} bytes)"
-    )])
 }
 
 struct Outcome {
@@ -120,7 +106,7 @@ async fn handle(shared: &Shared, api: Api, headers: &HeaderMap, body: Body) -> R
         .get(axum::http::header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let bytes = match check_content_type(content_type) {
-        Ok(()) => read_body(body).await.map_err(|()| too_large()),
+        Ok(()) => read_body(body).await,
         Err(r) => Err(r),
     };
     let (outcome, logged_body) = match bytes {

@@ -17,6 +17,17 @@ pub enum Api {
     Rest,
 }
 
+impl std::fmt::Display for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Api::EventsV2 => "PagerDuty's Events API v2",
+            Api::ChangeEvents => "PagerDuty's Change Events API",
+            Api::EventsV1 => "PagerDuty's Events API v1",
+            Api::Rest => "PagerDuty's REST API",
+        })
+    }
+}
+
 /// What to do about an outcome, following PagerDuty's documented retry rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -272,7 +283,7 @@ pub enum TransportKind {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// PagerDuty answered with a non-2xx status.
-    #[error("PagerDuty {api:?} answered HTTP {status}: {body}")]
+    #[error("{api} answered HTTP {status}: {body}")]
     Api {
         api: Api,
         status: u16,

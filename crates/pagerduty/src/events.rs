@@ -564,6 +564,44 @@ pub fn check_content_type(content_type: Option<&str>) -> Result<(), Rejection> {
     }
 }
 
+/// Bodies past this are not even read to the end: the connection is closed on the sender.
+pub const MAX_DRAINED_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reads an event request's body as far as PagerDuty's limit. A body over the limit is read on
+/// (and thrown away) up to [`MAX_DRAINED_BYTES`] before the caller answers it: answering while
+/// the sender is still writing makes its HTTP client see a reset connection instead of the
+/// `400` that explains what was wrong.
+pub async fn read_body<B>(body: B) -> Result<bytes::Bytes, Rejection>
+where
+    B: http_body_util::BodyExt<Data = bytes::Bytes> + Unpin,
+{
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(Rejection::Unrecognized(
+                "the request body could not be read".into(),
+            ));
+        };
+        if let Some(data) = frame.data_ref() {
+            seen += data.len();
+            if seen <= MAX_EVENT_BYTES {
+                buf.extend_from_slice(data);
+            } else if seen > MAX_DRAINED_BYTES {
+                break;
+            }
+        }
+    }
+    if seen > MAX_EVENT_BYTES {
+        return Err(Rejection::Invalid(vec![format!(
+            "Event object is too large ({seen}{} bytes; the limit is {MAX_EVENT_BYTES} bytes)",
+            if seen > MAX_DRAINED_BYTES { "+" } else { "" }
+        )]));
+    }
+    Ok(buf.freeze())
+}
+
 /// Validates an Events API v2 body with PagerDuty's rules and returns the typed event.
 /// Unknown fields are ignored, as PagerDuty ignores them.
 pub fn validate_event(body: &[u8]) -> Result<Event, Rejection> {

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use pagerbridge_store::group_commit::GroupCommit;
 use pagerbridge_store::{EventKind, NewEvent, StoreError};
 use pagerduty::events::{
-    EventAction, EventResponse, MAX_EVENT_BYTES, Rejection, V1Response, check_content_type,
+    EventAction, EventResponse, Rejection, V1Response, check_content_type, read_body,
     validate_change_event, validate_event, validate_v1_event,
 };
 use serde_json::{Value, json};
@@ -207,15 +207,9 @@ async fn relay(
     if let Err(r) = check_content_type(content_type) {
         return refused(kind, &r);
     }
-    // Read one byte past the limit so an oversized body is refused with PagerDuty's message
-    // instead of being buffered whole.
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_EVENT_BYTES + 1).await else {
-        return refused(
-            kind,
-            &Rejection::Invalid(vec![format!(
-                "Event object is too large (the limit is {MAX_EVENT_BYTES} bytes)"
-            )]),
-        );
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return refused(kind, &r),
     };
     let prepared = match prepare(kind, &bytes, source, Timestamp::now()) {
         Ok(p) => p,

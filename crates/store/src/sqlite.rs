@@ -130,13 +130,12 @@ impl SqliteStore {
             .read_only(true)
             .journal_mode(SqliteJournalMode::Wal)
             .pragma("cache_size", "-2000");
+        // Lazy: a CLI call that only inserts never opens a reader.
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(reader_opts)
-            .await
-            .map_err(|e| opening(path, e))?;
+            .connect_lazy_with(reader_opts);
         Ok(SqliteStore {
             writer,
             reader,
