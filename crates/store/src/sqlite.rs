@@ -40,6 +40,9 @@ use crate::{
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// Rows per multi-row statement: far below SQLite's limit of 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
 /// Rows deleted per purge transaction, so purging a large backlog never holds the writer long.
 const PURGE_CHUNK: i64 = 5_000;
 
@@ -297,6 +300,140 @@ async fn lane_lost(tx: &mut Transaction<'_, Sqlite>, lane: &str, n: u64) -> Resu
     Ok(())
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OutcomeKind {
+    Delivered,
+    Dead,
+    Coalesced,
+    Failed,
+}
+
+impl OutcomeKind {
+    fn of(o: &Outcome) -> OutcomeKind {
+        match o {
+            Outcome::Delivered { .. } => OutcomeKind::Delivered,
+            Outcome::Dead { .. } => OutcomeKind::Dead,
+            Outcome::Coalesced { .. } => OutcomeKind::Coalesced,
+            Outcome::Failed { .. } => OutcomeKind::Failed,
+        }
+    }
+}
+
+/// Applies outcomes of one kind in one statement; returns the lane of each event that left the
+/// pending state (events an operator dropped meanwhile are not pending and stay as they are).
+async fn apply_outcomes(
+    tx: &mut Transaction<'_, Sqlite>,
+    kind: OutcomeKind,
+    rows: &[&Outcome],
+) -> Result<Vec<String>> {
+    let mut b = QueryBuilder::<Sqlite>::new("WITH v (id, status, text, at, into_id) AS (");
+    b.push_values(rows, |mut row, o| {
+        let (id, status, text, at, into): (
+            i64,
+            Option<i64>,
+            Option<String>,
+            Timestamp,
+            Option<i64>,
+        ) = match o {
+            Outcome::Delivered {
+                id,
+                status,
+                response,
+                at,
+            } => (*id, Some(*status as i64), Some(response.clone()), *at, None),
+            Outcome::Dead {
+                id,
+                status,
+                error,
+                at,
+            }
+            | Outcome::Failed {
+                id,
+                status,
+                error,
+                at,
+            } => (
+                *id,
+                status.map(|s| s as i64),
+                Some(error.clone()),
+                *at,
+                None,
+            ),
+            Outcome::Coalesced { id, into, at } => (*id, None, None, *at, Some(*into)),
+        };
+        row.push_bind(id)
+            .push_bind(status)
+            .push_bind(text)
+            .push_bind(ms(at))
+            .push_bind(into);
+    });
+    b.push(match kind {
+        OutcomeKind::Delivered => {
+            ") UPDATE events SET state = 'delivered', attempts = attempts + 1, last_status = v.status, \
+             response = v.text, last_attempt_at = v.at, finished_at = v.at, last_error = NULL"
+        }
+        OutcomeKind::Dead => {
+            ") UPDATE events SET state = 'dead', attempts = attempts + 1, last_status = v.status, \
+             last_error = v.text, last_attempt_at = v.at, finished_at = v.at"
+        }
+        OutcomeKind::Coalesced => {
+            ") UPDATE events SET state = 'coalesced', coalesced_into = v.into_id, finished_at = v.at"
+        }
+        OutcomeKind::Failed => {
+            ") UPDATE events SET attempts = attempts + 1, last_status = v.status, last_error = v.text, \
+             last_attempt_at = v.at"
+        }
+    });
+    b.push(" FROM v WHERE events.id = v.id AND events.state = 'pending' RETURNING events.lane");
+    let lanes: Vec<String> = b
+        .build_query_scalar()
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    // A failed attempt leaves its event pending: no lane loses anything.
+    Ok(if kind == OutcomeKind::Failed {
+        Vec::new()
+    } else {
+        lanes
+    })
+}
+
+/// [`lane_lost`] for many lanes in a few statements.
+async fn lanes_lost(tx: &mut Transaction<'_, Sqlite>, left: &HashMap<String, i64>) -> Result<()> {
+    let rows: Vec<(&String, &i64)> = left.iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut b = QueryBuilder::<Sqlite>::new("WITH v (lane, n) AS (");
+        b.push_values(chunk, |mut row, (lane, n)| {
+            row.push_bind((*lane).clone()).push_bind(**n);
+        });
+        b.push(") UPDATE lanes SET pending = pending - v.n FROM v WHERE lanes.lane = v.lane");
+        b.build().execute(&mut **tx).await.map_err(map_err)?;
+        // Emptied lanes go; a count an operator's concurrent change put off is recounted, so
+        // pending events are never stranded without a lane.
+        for (sql, tail) in [
+            (
+                "DELETE FROM lanes WHERE pending <= 0 AND NOT EXISTS \
+                 (SELECT 1 FROM events e WHERE e.lane = lanes.lane AND e.state = 'pending') AND lane IN (",
+                ")",
+            ),
+            (
+                "UPDATE lanes SET pending = (SELECT COUNT(*) FROM events e WHERE e.lane = lanes.lane \
+                 AND e.state = 'pending') WHERE pending <= 0 AND lane IN (",
+                ")",
+            ),
+        ] {
+            let mut b = QueryBuilder::<Sqlite>::new(sql);
+            let mut sep = b.separated(", ");
+            for (lane, _) in chunk {
+                sep.push_bind((*lane).clone());
+            }
+            b.push(tail);
+            b.build().execute(&mut **tx).await.map_err(map_err)?;
+        }
+    }
+    Ok(())
+}
+
 /// After an event of `lane` became pending again: counts it, due at `due` at the latest.
 async fn lane_gained(
     tx: &mut Transaction<'_, Sqlite>,
@@ -324,38 +461,62 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let lanes: Vec<String> = events.iter().map(NewEvent::lane).collect();
         let mut tx = self.begin().await?;
         let mut ids = Vec::with_capacity(events.len());
-        for ev in events {
-            let lane = ev.lane();
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO events (lane, kind, routing_key, dedup_key, action, body, source, received_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
-            )
-            .bind(&lane)
-            .bind(ev.kind.as_str())
-            .bind(&ev.routing_key)
-            .bind(&ev.dedup_key)
-            .bind(ev.action.map(|a| a.as_str()))
-            .bind(&ev.body)
-            .bind(&ev.source)
-            .bind(ms(ev.received_at))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            // A lane that exists may be backing off: a new event does not make it due sooner
-            // (ON CONFLICT keeps next_attempt_at); a new lane is due at once.
-            sqlx::query(
-                "INSERT INTO lanes (lane, routing_key, pending, next_attempt_at) VALUES (?1, ?2, 1, ?3) \
-                 ON CONFLICT (lane) DO UPDATE SET pending = pending + 1",
-            )
-            .bind(&lane)
-            .bind(&ev.routing_key)
-            .bind(ms(ev.received_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            ids.push(id);
+        for (chunk, chunk_lanes) in events
+            .chunks(ROWS_PER_STATEMENT)
+            .zip(lanes.chunks(ROWS_PER_STATEMENT))
+        {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (lane, kind, routing_key, dedup_key, action, body, source, received_at) ",
+            );
+            b.push_values(chunk.iter().zip(chunk_lanes), |mut row, (ev, lane)| {
+                row.push_bind(lane.clone())
+                    .push_bind(ev.kind.as_str())
+                    .push_bind(ev.routing_key.clone())
+                    .push_bind(ev.dedup_key.clone())
+                    .push_bind(ev.action.map(|a| a.as_str()))
+                    .push_bind(ev.body.clone())
+                    .push_bind(ev.source.clone())
+                    .push_bind(ms(ev.received_at));
+            });
+            b.push(" RETURNING id");
+            let mut got: Vec<i64> = b
+                .build_query_scalar()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            // SQLite numbers the rows of one INSERT in the order of its VALUES (the write lock
+            // is ours); the order RETURNING lists them in is unspecified.
+            got.sort_unstable();
+            ids.extend(got);
+        }
+        // One row per lane, counted here. A lane that exists may be backing off: new events do
+        // not make it due sooner (the upsert keeps its next_attempt_at); a new lane is due at once.
+        let mut per_lane: Vec<(&str, &str, i64, i64)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (ev, lane) in events.iter().zip(&lanes) {
+            match index.get(lane.as_str()) {
+                Some(&i) => per_lane[i].2 += 1,
+                None => {
+                    index.insert(lane, per_lane.len());
+                    per_lane.push((lane, &ev.routing_key, 1, ms(ev.received_at)));
+                }
+            }
+        }
+        for chunk in per_lane.chunks(ROWS_PER_STATEMENT) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO lanes (lane, routing_key, pending, next_attempt_at) ",
+            );
+            b.push_values(chunk, |mut row, (lane, rk, n, at)| {
+                row.push_bind(lane.to_string())
+                    .push_bind(rk.to_string())
+                    .push_bind(*n)
+                    .push_bind(*at);
+            });
+            b.push(" ON CONFLICT (lane) DO UPDATE SET pending = pending + excluded.pending");
+            b.build().execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(ids)
@@ -410,63 +571,42 @@ impl Store for SqliteStore {
         if results.is_empty() {
             return Ok(());
         }
+        // A few statements per commit, whatever the number of outcomes: one per kind of
+        // outcome, then the lanes. (One statement per event made the writer spend its time
+        // handing work between threads rather than writing.)
+        let outcomes: Vec<&Outcome> = results.iter().flat_map(|r| &r.outcomes).collect();
         let mut tx = self.begin().await?;
-        for r in results {
-            let mut left_pending = 0u64;
-            for o in &r.outcomes {
-                let done = match o {
-                    Outcome::Delivered { id, status, response, at } => sqlx::query(
-                        "UPDATE events SET state = 'delivered', attempts = attempts + 1, last_status = ?1, \
-                         response = ?2, last_attempt_at = ?3, finished_at = ?3, last_error = NULL \
-                         WHERE id = ?4 AND state = 'pending'",
-                    )
-                    .bind(*status as i64)
-                    .bind(response)
-                    .bind(ms(*at))
-                    .bind(id),
-                    Outcome::Dead { id, status, error, at } => sqlx::query(
-                        "UPDATE events SET state = 'dead', attempts = attempts + 1, last_status = ?1, \
-                         last_error = ?2, last_attempt_at = ?3, finished_at = ?3 \
-                         WHERE id = ?4 AND state = 'pending'",
-                    )
-                    .bind(status.map(|s| s as i64))
-                    .bind(error)
-                    .bind(ms(*at))
-                    .bind(id),
-                    Outcome::Coalesced { id, into, at } => sqlx::query(
-                        "UPDATE events SET state = 'coalesced', coalesced_into = ?1, finished_at = ?2 \
-                         WHERE id = ?3 AND state = 'pending'",
-                    )
-                    .bind(into)
-                    .bind(ms(*at))
-                    .bind(id),
-                    Outcome::Failed { id, status, error, at } => sqlx::query(
-                        "UPDATE events SET attempts = attempts + 1, last_status = ?1, last_error = ?2, \
-                         last_attempt_at = ?3 WHERE id = ?4 AND state = 'pending'",
-                    )
-                    .bind(status.map(|s| s as i64))
-                    .bind(error)
-                    .bind(ms(*at))
-                    .bind(id),
-                };
-                let changed = done
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?
-                    .rows_affected();
-                if !matches!(o, Outcome::Failed { .. }) {
-                    left_pending += changed;
+        let mut left: HashMap<String, i64> = HashMap::new();
+        for kind in [
+            OutcomeKind::Delivered,
+            OutcomeKind::Dead,
+            OutcomeKind::Coalesced,
+            OutcomeKind::Failed,
+        ] {
+            let rows: Vec<&Outcome> = outcomes
+                .iter()
+                .copied()
+                .filter(|o| OutcomeKind::of(o) == kind)
+                .collect();
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let lanes: Vec<String> = apply_outcomes(&mut tx, kind, chunk).await?;
+                for lane in lanes {
+                    *left.entry(lane).or_default() += 1;
                 }
             }
-            lane_lost(&mut tx, &r.lane, left_pending).await?;
-            if let Some(at) = r.retry_at {
-                sqlx::query("UPDATE lanes SET next_attempt_at = ?1 WHERE lane = ?2")
-                    .bind(ms(at))
-                    .bind(&r.lane)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
+        }
+        lanes_lost(&mut tx, &left).await?;
+        let retries: Vec<(&str, i64)> = results
+            .iter()
+            .filter_map(|r| r.retry_at.map(|at| (r.lane.as_str(), ms(at))))
+            .collect();
+        for chunk in retries.chunks(ROWS_PER_STATEMENT) {
+            let mut b = QueryBuilder::<Sqlite>::new("WITH v (lane, at) AS (");
+            b.push_values(chunk, |mut row, (lane, at)| {
+                row.push_bind(lane.to_string()).push_bind(*at);
+            });
+            b.push(") UPDATE lanes SET next_attempt_at = v.at FROM v WHERE lanes.lane = v.lane");
+            b.build().execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         let mut claims = self.claims.lock().await;
