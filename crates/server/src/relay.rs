@@ -47,59 +47,57 @@ pub fn prepare(
     source: &str,
     now: Timestamp,
 ) -> Result<Prepared, Rejection> {
-    match kind {
+    let (routing_key, dedup_key, action, body, status, answer) = match kind {
         EventKind::EventsV2 => {
             let mut ev = validate_event(body)?;
             let key = ev.dedup_key.get_or_insert_with(generated_key).clone();
-            Ok(Prepared {
-                event: NewEvent {
-                    kind,
-                    routing_key: ev.routing_key.clone(),
-                    dedup_key: Some(key.clone()),
-                    action: Some(ev.event_action),
-                    body: serde_json::to_vec(&ev).expect("events serialise"),
-                    source: source.to_owned(),
-                    received_at: now,
-                },
-                status: 202,
-                answer: serde_json::to_value(EventResponse::processed(key)).expect("serialises"),
-            })
+            let answer = serde_json::to_value(EventResponse::processed(key.clone()));
+            (
+                ev.routing_key.clone(),
+                Some(key),
+                Some(ev.event_action),
+                stored(&ev),
+                202,
+                answer,
+            )
         }
         EventKind::Change => {
             let ev = validate_change_event(body)?;
-            Ok(Prepared {
-                event: NewEvent {
-                    kind,
-                    routing_key: ev.routing_key.clone(),
-                    dedup_key: None,
-                    action: None,
-                    body: serde_json::to_vec(&ev).expect("events serialise"),
-                    source: source.to_owned(),
-                    received_at: now,
-                },
-                status: 202,
-                answer: serde_json::to_value(EventResponse::change_processed())
-                    .expect("serialises"),
-            })
+            let answer = serde_json::to_value(EventResponse::change_processed());
+            (ev.routing_key.clone(), None, None, stored(&ev), 202, answer)
         }
         EventKind::EventsV1 => {
             let mut ev = validate_v1_event(body)?;
             let key = ev.incident_key.get_or_insert_with(generated_key).clone();
-            Ok(Prepared {
-                event: NewEvent {
-                    kind,
-                    routing_key: ev.service_key.clone(),
-                    dedup_key: Some(key.clone()),
-                    action: Some(ev.event_type),
-                    body: serde_json::to_vec(&ev).expect("events serialise"),
-                    source: source.to_owned(),
-                    received_at: now,
-                },
-                status: 200,
-                answer: serde_json::to_value(V1Response::processed(key)).expect("serialises"),
-            })
+            let answer = serde_json::to_value(V1Response::processed(key.clone()));
+            (
+                ev.service_key.clone(),
+                Some(key),
+                Some(ev.event_type),
+                stored(&ev),
+                200,
+                answer,
+            )
         }
-    }
+    };
+    Ok(Prepared {
+        event: NewEvent {
+            kind,
+            routing_key,
+            dedup_key,
+            action,
+            body,
+            source: source.to_owned(),
+            received_at: now,
+        },
+        status,
+        answer: answer.expect("answers serialise"),
+    })
+}
+
+/// The body the outbox keeps: the validated event, as PagerDuty will receive it.
+fn stored<T: serde::Serialize>(event: &T) -> Vec<u8> {
+    serde_json::to_vec(event).expect("events serialise")
 }
 
 /// Stores prepared events durably and wakes the dispatcher.
