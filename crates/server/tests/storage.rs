@@ -266,3 +266,36 @@ async fn a_second_daemon_on_the_same_data_directory_is_refused() {
     assert_eq!(rec[0].state, State::Delivered);
     again.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivered_records_are_purged_after_the_retention_and_dead_letters_kept() {
+    let pd = TestPd::start().await;
+    let opts = || Opts {
+        retention: "1s",
+        ..Opts::default()
+    };
+    let rk = pagerbridge_testkit::DEMO_ROUTING_KEY;
+    let mut d = Daemon::start(&pd, opts()).await;
+    d.send(&trigger(rk, "kept-then-purged", 1)).await;
+    wait_drained(&d.store(), WAIT).await;
+    inject(&pd, status_fault(400, 1));
+    d.send(&trigger(rk, "refused", 2)).await;
+    wait_drained(&d.store(), WAIT).await;
+    let delivered = records(&d.store(), "kept-then-purged").await;
+    assert_eq!(delivered[0].state, State::Delivered);
+    d.stop().await;
+    // Past the retention, the daemon purges when it starts (and then periodically).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d = Daemon::start_at(&pd.url(), dir, "data", opts()).await;
+    eventually("the delivered record to be purged", WAIT, || async {
+        records(&d.store(), "kept-then-purged")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let dead = records(&d.store(), "refused").await;
+    assert_eq!(dead.len(), 1, "a dead letter waits for an operator");
+    assert_eq!(dead[0].state, State::Dead);
+}

@@ -35,6 +35,7 @@ pub struct Opts {
     pub circuit_failures: u32,
     pub circuit_cooldown: &'static str,
     pub circuit_max_cooldown: &'static str,
+    pub retention: &'static str,
 }
 
 impl Default for Opts {
@@ -50,6 +51,7 @@ impl Default for Opts {
             circuit_failures: 5,
             circuit_cooldown: "200ms",
             circuit_max_cooldown: "1s",
+            retention: "7d",
         }
     }
 }
@@ -67,6 +69,7 @@ timeout = "{timeout}"
 connect_timeout = "2s"
 
 [outbox]
+retention = "{retention}"
 coalesce = {coalesce}
 max_in_flight = {max_in_flight}
 
@@ -93,6 +96,7 @@ max_cooldown = "{max_cooldown}"
         failures = o.circuit_failures,
         cooldown = o.circuit_cooldown,
         max_cooldown = o.circuit_max_cooldown,
+        retention = o.retention,
     )
 }
 
