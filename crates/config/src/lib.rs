@@ -24,6 +24,8 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+use pagerbridge_rules::Rules;
+use pagerbridge_rules::spec::{RoutingSpec, RuleSpec};
 use serde::Deserialize;
 use toml::de::DeTable;
 
@@ -41,7 +43,7 @@ use crate::validate::{Validator, toml_problem};
 pub const DEFAULT_DATABASE_FILE: &str = "pagerbridge.db";
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `[server]`: listener and data directory.
@@ -52,6 +54,10 @@ pub struct Config {
     pub pagerduty: PagerDutyConfig,
     /// `[outbox]`: delivery, rate limits, retries, circuit breaker.
     pub outbox: OutboxConfig,
+    /// `[routing]`: the default routing key, severity maps and dedup key template.
+    pub routing: RoutingSpec,
+    /// `[[rules]]`: ordered routing rules (see docs/rules.md).
+    pub rules: Vec<RuleSpec>,
     /// Directory relative paths in the file are relative to: the file's own directory.
     /// Empty for `Config::default()`, meaning the current directory.
     #[serde(skip)]
@@ -110,6 +116,16 @@ impl Config {
         self.server.validate(v);
         self.pagerduty.validate(v);
         self.outbox.validate(v);
+        if let Err(errors) = Rules::compile(&self.routing, &self.rules) {
+            for e in errors {
+                v.problem(&e.path, e.message);
+            }
+        }
+    }
+
+    /// The rules, compiled. Loading already checked that they compile.
+    pub fn compiled_rules(&self) -> Rules {
+        Rules::compile(&self.routing, &self.rules).unwrap_or_else(|_| Rules::empty())
     }
 
     /// The directory relative paths in the file are relative to (absolute once loaded).

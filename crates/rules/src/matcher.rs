@@ -45,6 +45,14 @@ fn to_json(v: &toml::Value) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// The regex crate explains errors over several lines with a caret under the spot; the last
+/// line says what is wrong, which is what fits a one-line problem report.
+fn one_line(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().last().unwrap_or(&text);
+    last.strip_prefix("error: ").unwrap_or(last).to_owned()
+}
+
 /// Whole-value regex: anchored, as Alertmanager's matchers are, so `db` does not match `db-old`.
 fn anchored(re: &str) -> Result<Regex, regex::Error> {
     Regex::new(&format!("^(?:{re})$"))
@@ -130,7 +138,7 @@ pub fn compile(spec: &MatchSpec, path: &str) -> Result<Matcher, Vec<SpecError>> 
                     Ok(r) => tests.push(Test::Regex(r)),
                     Err(e) => errors.push((
                         at(path, name),
-                        format!("not a valid regular expression: {e}"),
+                        format!("not a valid regular expression: {}", one_line(&e)),
                     )),
                 }
             }

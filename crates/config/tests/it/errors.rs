@@ -24,7 +24,7 @@ fn unknown_section_lists_the_valid_ones() {
     assert_eq!(
         problem("[sever]\nlisten = \"127.0.0.1:9000\"\n"),
         "pagerbridge.toml:1:2: sever: unknown field `sever`, expected one of `server`, `store`, \
-         `pagerduty`, `outbox`"
+         `pagerduty`, `outbox`, `routing`, `rules`"
     );
 }
 
@@ -345,4 +345,33 @@ fn load_names_the_file_as_given() {
             path.display()
         )
     );
+}
+
+#[test]
+fn rule_problems_name_their_line_and_rule() {
+    let text = "[routing]\n\
+                default_routing_key = \"a1b2c3d4e5f60718293a4b5c6d7e8f90\"\n\
+                \n\
+                [[rules]]\n\
+                name = \"fine\"\n\
+                match = { field = \"host\", glob = \"db*\" }\n\
+                \n\
+                [[rules]]\n\
+                summary = \"{{ unclosed\"\n\
+                match = { field = \"host\", regex = \"(\" }\n";
+    let p = problems(text);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with("pagerbridge.toml:9:11: rules[1].summary: template does not parse"),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].starts_with(
+            "pagerbridge.toml:10:35: rules[1].match.regex: not a valid regular expression: unclosed group"
+        ),
+        "{p:#?}"
+    );
+    let unknown = problem("[[rules]]\nmatch = { field = \"host\", equal = \"x\" }\n");
+    assert!(unknown.contains("unknown field `equal`"), "{unknown}");
+    assert!(unknown.starts_with("pagerbridge.toml:2:"), "{unknown}");
 }
