@@ -1,5 +1,6 @@
 //! `pagerbridge`: one binary, one subcommand per job.
 
+mod config_cmd;
 mod emulator;
 mod event;
 mod logging;
@@ -44,6 +45,8 @@ enum Command {
     /// Inspect the outbox and act on it: status, list, show, retry and drop (dead letters
     /// included).
     Queue(queue::Args),
+    /// Check a configuration file without starting anything.
+    Config(config_cmd::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
     let command = match cli.command {
         Command::Event(args) => return event::main(*args),
         Command::Queue(args) => return queue::main(args),
+        Command::Config(args) => return config_cmd::main(args),
         command => command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -72,7 +76,9 @@ fn main() -> std::process::ExitCode {
         match command {
             Command::Serve(args) => serve::run(args).await,
             Command::Emulator(args) => emulator::run(args).await,
-            Command::Event(_) | Command::Queue(_) => unreachable!("run above"),
+            Command::Event(_) | Command::Queue(_) | Command::Config(_) => {
+                unreachable!("run above")
+            }
         }
     });
     match result {
