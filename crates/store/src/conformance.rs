@@ -38,6 +38,7 @@ macro_rules! conformance_tests {
             purge_removes_only_old_finished_records,
             change_events_have_their_own_lane,
             group_commit_stores_concurrent_events_each_once,
+            group_commit_keeps_a_callers_batch_together_and_in_order,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -778,4 +779,28 @@ pub async fn group_commit_stores_concurrent_events_each_once(s: Arc<dyn Store>) 
             "the id belongs to its own event"
         );
     }
+}
+
+pub async fn group_commit_keeps_a_callers_batch_together_and_in_order(s: Arc<dyn Store>) {
+    let gc = GroupCommit::start(s.clone(), 4);
+    let t = t0();
+    let batch: Vec<NewEvent> = (0..10u32).map(|n| trig(&format!("b{n}"), t, n)).collect();
+    let single = gc.clone();
+    let other = tokio::spawn(async move { single.insert(trig("alone", t, 99)).await });
+    let ids = gc.insert_all(batch).await.unwrap();
+    other.await.unwrap().unwrap();
+    assert_eq!(
+        ids.len(),
+        10,
+        "a batch larger than max_batch still goes whole"
+    );
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "one commit, in order: {ids:?}"
+    );
+    for (n, id) in ids.iter().enumerate() {
+        let r = s.get(*id).await.unwrap().unwrap();
+        assert_eq!(r.dedup_key.as_deref(), Some(format!("b{n}").as_str()));
+    }
+    assert!(gc.insert_all(Vec::new()).await.unwrap().is_empty());
 }

@@ -11,7 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{NewEvent, Result, Store, StoreError};
 
-type Waiter = (NewEvent, oneshot::Sender<Result<i64>>);
+/// One caller's events, stored together in one commit, and where to say so.
+type Waiter = (Vec<NewEvent>, oneshot::Sender<Result<Vec<i64>>>);
 
 /// Cheap to clone; all clones feed one writer task.
 #[derive(Clone)]
@@ -30,9 +31,19 @@ impl GroupCommit {
 
     /// Stores one event; returns its id once it is durable.
     pub async fn insert(&self, event: NewEvent) -> Result<i64> {
+        let ids = self.insert_all(vec![event]).await?;
+        Ok(ids[0])
+    }
+
+    /// Stores several events in the same commit (all or none); returns their ids, in order,
+    /// once they are durable. For a request that carries several alerts.
+    pub async fn insert_all(&self, events: Vec<NewEvent>) -> Result<Vec<i64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let (done, wait) = oneshot::channel();
         self.tx
-            .send((event, done))
+            .send((events, done))
             .await
             .map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?;
         wait.await
@@ -42,15 +53,17 @@ impl GroupCommit {
 
 async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Waiter>, max_batch: usize) {
     let mut events = Vec::with_capacity(max_batch);
-    let mut waiters = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.recv().await {
-        events.push(first.0);
-        waiters.push(first.1);
+    let mut waiters: Vec<(usize, oneshot::Sender<Result<Vec<i64>>>)> =
+        Vec::with_capacity(max_batch);
+    while let Some((first, done)) = rx.recv().await {
+        waiters.push((first.len(), done));
+        events.extend(first);
+        // A caller's events are never split across commits; a large one may exceed max_batch.
         while events.len() < max_batch {
             match rx.try_recv() {
-                Ok((ev, w)) => {
-                    events.push(ev);
-                    waiters.push(w);
+                Ok((evs, w)) => {
+                    waiters.push((evs.len(), w));
+                    events.extend(evs);
                 }
                 Err(_) => break,
             }
@@ -59,13 +72,14 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Waiter>, max_batch
         events.clear();
         match result {
             Ok(ids) => {
-                for (w, id) in waiters.drain(..).zip(ids) {
-                    let _ = w.send(Ok(id));
+                let mut ids = ids.into_iter();
+                for (n, w) in waiters.drain(..) {
+                    let _ = w.send(Ok(ids.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {
                 // Nothing of the batch was written (one transaction): every caller hears it.
-                for w in waiters.drain(..) {
+                for (_, w) in waiters.drain(..) {
                     let _ = w.send(Err(e.clone()));
                 }
             }
