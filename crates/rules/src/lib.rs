@@ -109,6 +109,8 @@ pub enum RouteError {
         "routing key {key:?} from {origin} is not a PagerDuty integration key (32 letters and digits)"
     )]
     BadRoutingKey { key: String, origin: String },
+    #[error("no dedup key to {action} with: the alert has no identity and no rule gives one")]
+    NoDedupKey { action: String },
 }
 
 /// Built-in severities for the monitors' own words, before `[routing.severity]` adds to them.
@@ -131,7 +133,21 @@ fn is_routing_key(k: &str) -> bool {
 }
 
 fn template(src: &str, path: String, errors: &mut Vec<RuleError>) -> Option<Template> {
-    match Template::compile(src) {
+    compiled(Template::compile(src), path, errors)
+}
+
+/// Dedup keys are identities: a value an alert does not have is an error (and the source's own
+/// identity is used), not empty text that would merge unrelated problems.
+fn identity_template(src: &str, path: String, errors: &mut Vec<RuleError>) -> Option<Template> {
+    compiled(Template::compile_strict(src), path, errors)
+}
+
+fn compiled(
+    t: Result<Template, pagerbridge_template::TemplateError>,
+    path: String,
+    errors: &mut Vec<RuleError>,
+) -> Option<Template> {
+    match t {
         Ok(t) => Some(t),
         Err(e) => {
             errors.push(RuleError {
@@ -171,7 +187,7 @@ impl Rules {
         let dedup_key = routing
             .dedup_key
             .as_deref()
-            .and_then(|t| template(t, "routing.dedup_key".into(), &mut errors));
+            .and_then(|t| identity_template(t, "routing.dedup_key".into(), &mut errors));
         let mut compiled = Vec::with_capacity(rules.len());
         for (i, r) in rules.iter().enumerate() {
             let p = |f: &str| format!("rules[{i}].{f}");
@@ -252,7 +268,7 @@ impl Rules {
                 dedup_key: r
                     .dedup_key
                     .as_deref()
-                    .and_then(|t| template(t, p("dedup_key"), &mut errors)),
+                    .and_then(|t| identity_template(t, p("dedup_key"), &mut errors)),
                 summary: r
                     .summary
                     .as_deref()
@@ -420,6 +436,17 @@ impl Rules {
             Some(t) => render(t, "dedup_key", &alert.dedup_hint),
             None => alert.dedup_hint.clone(),
         };
+        let mut generated_note = false;
+        let dedup_key = if !dedup_key.trim().is_empty() {
+            dedup_key
+        } else if action == EventAction::Trigger {
+            generated_note = true;
+            generated_key()
+        } else {
+            return Err(RouteError::NoDedupKey {
+                action: action.as_str().into(),
+            });
+        };
         let mut event = Event::update(routing_key, action, dedup_key);
         if action == EventAction::Trigger {
             let summary = match rule.and_then(|r| r.summary.as_ref()) {
@@ -458,12 +485,13 @@ impl Rules {
                 .or_else(|| alert.source_instance.clone())
                 .filter(|s| !s.trim().is_empty())
                 .unwrap_or_else(|| alert.source.as_str().to_owned());
+            // Never blank: PagerDuty refuses a trigger without a summary.
+            let summary = [summary, alert.summary.clone(), alert.entity.name()]
+                .into_iter()
+                .find(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| format!("{} alert", alert.source.as_str()));
             event.payload = Some(Payload {
-                summary: if summary.trim().is_empty() {
-                    alert.entity.name()
-                } else {
-                    summary
-                },
+                summary,
                 source,
                 severity: self.severity(alert, rule),
                 timestamp: alert
@@ -480,6 +508,12 @@ impl Rules {
             event.links = links;
             event.images = alert.images.clone();
         }
+        if generated_note {
+            notes.push(
+                "no dedup key: a new one was generated, so this notification opens its own incident"
+                    .into(),
+            );
+        }
         notes.extend(limits::enforce(&mut event));
         Ok(Some(Routed {
             rule: rule.map(|r| r.name.clone()),
@@ -487,6 +521,17 @@ impl Rules {
             notes,
         }))
     }
+}
+
+/// A fresh dedup key, as PagerDuty would make for a trigger without one.
+fn generated_key() -> String {
+    use sha2::Digest;
+    let seed = format!(
+        "{:?}{:?}",
+        std::time::SystemTime::now(),
+        std::thread::current().id()
+    );
+    hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..16])
 }
 
 /// Where the alert came from, for the responder reading the incident.

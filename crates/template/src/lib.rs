@@ -50,11 +50,25 @@ impl PartialEq for Template {
 impl Template {
     /// Parses `source`; a syntax error names the position.
     pub fn compile(source: &str) -> Result<Template, TemplateError> {
+        Template::build(source, minijinja::UndefinedBehavior::Chainable)
+    }
+
+    /// Like [`Template::compile`], but a value the input does not have is an error instead of
+    /// empty text. For identities such as dedup keys: `host/{{ labels.pod }}` must not quietly
+    /// become `host/` for every alert without that label and merge unrelated problems.
+    pub fn compile_strict(source: &str) -> Result<Template, TemplateError> {
+        Template::build(source, minijinja::UndefinedBehavior::Strict)
+    }
+
+    fn build(
+        source: &str,
+        undefined: minijinja::UndefinedBehavior,
+    ) -> Result<Template, TemplateError> {
         let mut env = minijinja::Environment::new();
         env.set_fuel(Some(FUEL));
         // An undefined value renders as empty, as operators expect from `{{ labels.team }}` on
         // alerts without that label; `| default("x")` still works.
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env.set_undefined_behavior(undefined);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.add_template_owned("t", source.to_owned())
             .map_err(|e| TemplateError::Syntax(describe(&e)))?;
@@ -113,6 +127,25 @@ mod tests {
         assert_eq!(out, "DB1/disk", "an absent label renders empty");
         let t = Template::compile("{{ labels.team | default('ops') }}").unwrap();
         assert_eq!(t.render(&json!({})).unwrap(), "ops");
+    }
+
+    #[test]
+    fn strict_templates_refuse_missing_values() {
+        let t = Template::compile_strict("web/{{ labels.pod }}").unwrap();
+        assert!(matches!(
+            t.render(&json!({"labels": {}})),
+            Err(TemplateError::Render(_))
+        ));
+        assert_eq!(
+            t.render(&json!({"labels": {"pod": "p1"}})).unwrap(),
+            "web/p1"
+        );
+        let t = Template::compile_strict("{{ labels.pod | default('none') }}").unwrap();
+        assert_eq!(
+            t.render(&json!({"labels": {}})).unwrap(),
+            "none",
+            "an explicit default still works"
+        );
     }
 
     #[test]
