@@ -19,6 +19,7 @@ mod outbox;
 mod pagerduty;
 mod secret;
 mod server;
+mod sources;
 mod store;
 mod validate;
 
@@ -35,6 +36,7 @@ pub use crate::outbox::{CircuitConfig, MAX_IN_FLIGHT, OutboxConfig, RateLimitCon
 pub use crate::pagerduty::{Email, HttpUrl, PagerDutyConfig, Proxy, Region};
 pub use crate::secret::{Secret, SecretSource};
 pub use crate::server::ServerConfig;
+pub use crate::sources::{AuthConfig, HmacConfig, SourceConfig};
 pub use crate::store::{StoreConfig, StoreUrl};
 
 use crate::validate::{Validator, toml_problem};
@@ -58,6 +60,8 @@ pub struct Config {
     pub routing: RoutingSpec,
     /// `[[rules]]`: ordered routing rules (see docs/rules.md).
     pub rules: Vec<RuleSpec>,
+    /// `[[sources]]`: monitors that post to pagerbridge, each on its own route.
+    pub sources: Vec<SourceConfig>,
     /// Directory relative paths in the file are relative to: the file's own directory.
     /// Empty for `Config::default()`, meaning the current directory.
     #[serde(skip)]
@@ -116,6 +120,7 @@ impl Config {
         self.server.validate(v);
         self.pagerduty.validate(v);
         self.outbox.validate(v);
+        sources::validate(&mut self.sources, v);
         if let Err(errors) = Rules::compile(&self.routing, &self.rules) {
             for e in errors {
                 v.problem(&e.path, e.message);

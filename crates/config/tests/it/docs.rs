@@ -80,21 +80,27 @@ fn schema() -> BTreeSet<String> {
 
 /// Sections that are arrays of tables (`[[rules]]`): their fields are documented as
 /// `rules.field`, under a `[[rules]]` heading.
-const ARRAY_SECTIONS: &[&str] = &["rules"];
+const ARRAY_SECTIONS: &[&str] = &["rules", "sources"];
 
 /// The TOML header that opens `table`: `[a.b]`, or for a table inside an array section,
 /// `[[rules]]` followed by `[rules.match]`.
 fn header(table: &str) -> String {
     let top = table.split('.').next().unwrap_or(table);
-    if ARRAY_SECTIONS.contains(&top) {
-        if table == top {
-            format!("[[{top}]]\n")
-        } else {
-            format!("[[{top}]]\n[{table}]\n")
-        }
-    } else {
-        format!("[{table}]\n")
+    if !ARRAY_SECTIONS.contains(&top) {
+        return format!("[{table}]\n");
     }
+    // An entry with its required fields, so that one more field can be set on its own.
+    let mut text = format!("[[{top}]]\n");
+    if top == "sources" {
+        text.push_str("name = \"probe\"\nkind = \"grafana\"\n");
+    }
+    if table != top {
+        text.push_str(&format!("[{table}]\n"));
+        if table == "sources.auth.hmac" {
+            text.push_str("secret = \"s\"\n");
+        }
+    }
+    text
 }
 
 fn probe(table: &str) -> Option<Vec<String>> {

@@ -24,7 +24,7 @@ fn unknown_section_lists_the_valid_ones() {
     assert_eq!(
         problem("[sever]\nlisten = \"127.0.0.1:9000\"\n"),
         "pagerbridge.toml:1:2: sever: unknown field `sever`, expected one of `server`, `store`, \
-         `pagerduty`, `outbox`, `routing`, `rules`"
+         `pagerduty`, `outbox`, `routing`, `rules`, `sources`"
     );
 }
 
@@ -374,4 +374,45 @@ fn rule_problems_name_their_line_and_rule() {
     let unknown = problem("[[rules]]\nmatch = { field = \"host\", equal = \"x\" }\n");
     assert!(unknown.contains("unknown field `equal`"), "{unknown}");
     assert!(unknown.starts_with("pagerbridge.toml:2:"), "{unknown}");
+}
+
+#[test]
+fn source_problems_name_their_entry_and_line() {
+    let p = problems(
+        "[[sources]]\n\
+         name = \"am\"\n\
+         kind = \"alertmanager\"\n\
+         options = { incident_per = \"cluster\" }\n\
+         \n\
+         [[sources]]\n\
+         name = \"am\"\n\
+         kind = \"nagois\"\n\
+         path = \"/v2/enqueue\"\n\
+         \n\
+         [[sources]]\n\
+         name = \"json\"\n\
+         kind = \"generic\"\n\
+         \n\
+         [[sources]]\n\
+         name = \"graf\"\n\
+         kind = \"grafana\"\n\
+         options = { x = 1 }\n\
+         auth = { bearer = \"t\", hmac = { secret = \"s\" } }\n",
+    );
+    let expect = [
+        "pagerbridge.toml:4:11: sources[0].options: unknown variant `cluster`",
+        "pagerbridge.toml:7:8: sources[1].name: \"am\" is used by another source",
+        "pagerbridge.toml:8:8: sources[1].kind: \"nagois\" is not a source kind",
+        "pagerbridge.toml:9:8: sources[1].path: \"/v2/enqueue\" is a route of pagerbridge itself",
+        "pagerbridge.toml:11:1: sources[2].mapping: a generic source needs a mapping",
+        "pagerbridge.toml:18:11: sources[3].options: options are for alertmanager and centreon_broker sources",
+        "pagerbridge.toml:19:8: sources[3].auth: give exactly one of bearer or hmac",
+    ];
+    for e in expect {
+        assert!(
+            p.iter().any(|x| x.starts_with(e)),
+            "missing {e:?} in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), expect.len(), "{p:#?}");
 }
