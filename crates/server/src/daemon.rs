@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use jiff::Timestamp;
 use pagerbridge_config::Config;
@@ -20,8 +21,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::auth::RouteAuth;
 use crate::dispatch::{self, Dispatcher};
 use crate::relay::{self, Ingest};
+use crate::sources::{self, Source};
 
 /// Events of one commit at most: enough to amortise an `fsync` over many requests, few enough
 /// that one commit never holds the database for long.
@@ -40,6 +43,8 @@ pub enum DaemonError {
     Client(#[from] pagerduty::Error),
     #[error("the HTTP server stopped: {0}")]
     Server(std::io::Error),
+    #[error("{0}")]
+    Source(String),
 }
 
 /// The dispatcher settings an `[outbox]` section describes.
@@ -160,10 +165,14 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         stopped.clone(),
     )));
 
+    let rules = Arc::new(config.compiled_rules());
     let app = Router::new()
         .merge(relay::routes())
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(ingest);
+        .with_state(ingest.clone())
+        .merge(sources::routes(configured_sources(config)?, rules, ingest))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     let mut shutdown = stopped;
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -182,6 +191,56 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         server,
         _lock: lock,
     })
+}
+
+async fn not_found(uri: axum::http::Uri) -> (StatusCode, axum::Json<serde_json::Value>) {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(
+            serde_json::json!({"status": "refused", "error": format!("no route {}", uri.path())}),
+        ),
+    )
+}
+
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> (StatusCode, axum::Json<serde_json::Value>) {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(serde_json::json!({
+            "status": "refused",
+            "error": format!("{method} is not allowed on {}; send POST", uri.path()),
+        })),
+    )
+}
+
+/// The `[[sources]]` of the configuration, with their decoders and authentication.
+pub fn configured_sources(config: &Config) -> Result<Vec<Source>, DaemonError> {
+    config
+        .sources
+        .iter()
+        .map(|s| {
+            let decoder = s
+                .decoder()
+                .map_err(|e| DaemonError::Source(format!("source {}: {e}", s.name)))?;
+            let auth = s.auth.as_ref().and_then(|a| match (&a.bearer, &a.hmac) {
+                (Some(t), _) => Some(RouteAuth::Bearer(t.expose().to_owned())),
+                (None, Some(h)) => Some(RouteAuth::Hmac {
+                    secret: h.secret.expose().to_owned(),
+                    header: h.header.clone(),
+                    prefix: h.prefix.clone(),
+                }),
+                (None, None) => None,
+            });
+            Ok(Source {
+                name: s.name.clone(),
+                path: s.route(),
+                decoder,
+                auth,
+            })
+        })
+        .collect()
 }
 
 /// Deletes delivered records once they are older than the retention, a few times per retention

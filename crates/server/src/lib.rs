@@ -5,5 +5,6 @@ pub mod auth;
 pub mod daemon;
 pub mod dispatch;
 pub mod relay;
+pub mod sources;
 
 pub use daemon::{DaemonError, Running, start};

@@ -117,6 +117,15 @@ impl Ingest {
         self.dispatcher.wake();
         Ok(id)
     }
+
+    /// Stores events in one commit (all or none), then wakes the dispatcher.
+    pub async fn store_all(&self, events: Vec<NewEvent>) -> Result<Vec<i64>, StoreError> {
+        let ids = self.commit.insert_all(events).await?;
+        if !ids.is_empty() {
+            self.dispatcher.wake();
+        }
+        Ok(ids)
+    }
 }
 
 pub fn routes() -> Router<Arc<Ingest>> {
