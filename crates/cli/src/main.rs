@@ -5,8 +5,11 @@ mod emulator;
 mod event;
 mod logging;
 mod queue;
+mod route_cmd;
+mod send;
 mod serve;
 mod signals;
+mod source_arg;
 mod store_args;
 
 use clap::{Parser, Subcommand};
@@ -16,10 +19,10 @@ use clap::{Parser, Subcommand};
     name = "pagerbridge",
     version,
     about = "Connects monitoring systems to PagerDuty in both directions, without losing an alert",
-    long_about = "pagerbridge turns monitoring problems into PagerDuty incidents and carries \
-acknowledgements and resolutions back to the monitor. This build provides the PagerDuty \
-emulator and the daemon's durable outbox; sources, rules and the way back arrive with the next \
-milestones."
+    long_about = "pagerbridge turns monitoring problems into PagerDuty incidents. Monitors post to its \
+routes or call `pagerbridge send`; rules route their alerts to PagerDuty services; a durable \
+outbox delivers the events through PagerDuty outages and rate limits. `serve --demo` runs it \
+against a built-in PagerDuty emulator."
 )]
 struct Cli {
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as
@@ -42,6 +45,13 @@ enum Command {
     /// Put an event in the outbox from the shell (for monitors' notification commands): works
     /// whether the daemon runs or not; the daemon delivers it. Prints the dedup key.
     Event(Box<event::Args>),
+    /// Send a monitor's notification (Icinga 2, Nagios, Naemon, Centreon Engine,
+    /// openITCOCKPIT macros; Zenoss event fields; any source's payload): decoded, routed by the
+    /// rules and stored in the outbox, whether the daemon runs or not. Prints the dedup keys.
+    Send(Box<send::Args>),
+    /// Show what pagerbridge would make of a monitor's payload: the alert, the rule that
+    /// matched and the exact events, without sending or storing anything.
+    Route(route_cmd::Args),
     /// Inspect the outbox and act on it: status, list, show, retry and drop (dead letters
     /// included).
     Queue(queue::Args),
@@ -59,6 +69,8 @@ fn main() -> std::process::ExitCode {
     let command = match cli.command {
         Command::Event(args) => return event::main(*args),
         Command::Queue(args) => return queue::main(args),
+        Command::Send(args) => return send::main(*args),
+        Command::Route(args) => return route_cmd::main(args),
         Command::Config(args) => return config_cmd::main(args),
         command => command,
     };
@@ -76,7 +88,11 @@ fn main() -> std::process::ExitCode {
         match command {
             Command::Serve(args) => serve::run(args).await,
             Command::Emulator(args) => emulator::run(args).await,
-            Command::Event(_) | Command::Queue(_) | Command::Config(_) => {
+            Command::Event(_)
+            | Command::Queue(_)
+            | Command::Config(_)
+            | Command::Send(_)
+            | Command::Route(_) => {
                 unreachable!("run above")
             }
         }

@@ -89,6 +89,12 @@ impl StoreArgs {
     /// The database file these arguments name: a flag, else an environment variable, else
     /// the default configuration's.
     pub fn store_path(&self) -> Result<PathBuf, OpenError> {
+        self.resolve().map(|(_, path)| path)
+    }
+
+    /// The configuration these arguments name (the defaults with `--data-dir`) and the
+    /// database file. `send` needs both: the rules and where to store.
+    pub fn resolve(&self) -> Result<(Config, PathBuf), OpenError> {
         let env = |name| {
             std::env::var_os(name)
                 .filter(|v| !v.is_empty())
@@ -102,28 +108,34 @@ impl StoreArgs {
             (config, data_dir) => (config.clone(), data_dir.clone()),
         };
         if let Some(dir) = data_dir {
-            return Ok(std::path::absolute(&dir)
+            let path = std::path::absolute(&dir)
                 .unwrap_or(dir)
-                .join(DEFAULT_DATABASE_FILE));
+                .join(DEFAULT_DATABASE_FILE);
+            return Ok((Config::default(), path));
         }
         let config = match config {
             Some(path) => Config::load(&path)?,
             None => Config::default(),
         };
-        Ok(config.store_path())
+        let path = config.store_path();
+        Ok((config, path))
     }
 
     pub async fn open(&self, create: Create) -> Result<SqliteStore, OpenError> {
-        let path = self.store_path()?;
-        match create {
-            Create::IfMissing => create_parent(&path)?,
-            Create::No if !path.exists() => return Err(OpenError::Missing(path)),
-            Create::No => {}
-        }
-        SqliteStore::open(&path)
-            .await
-            .map_err(|source| OpenError::Store { path, source })
+        open_at(self.store_path()?, create).await
     }
+}
+
+/// Opens the outbox at `path`, creating its directory when `create` says so.
+pub async fn open_at(path: PathBuf, create: Create) -> Result<SqliteStore, OpenError> {
+    match create {
+        Create::IfMissing => create_parent(&path)?,
+        Create::No if !path.exists() => return Err(OpenError::Missing(path)),
+        Create::No => {}
+    }
+    SqliteStore::open(&path)
+        .await
+        .map_err(|source| OpenError::Store { path, source })
 }
 
 fn create_parent(db: &Path) -> Result<(), OpenError> {

@@ -1,68 +1,17 @@
 //! `pagerbridge event ...` and `pagerbridge queue ...` as monitors and operators run them: the
 //! real binary on temporary data directories, with and without a daemon.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use pagerbridge_store::sqlite::SqliteStore;
-use pagerbridge_store::{ListQuery, State, Store};
+use std::path::Path;
+
+use pagerbridge_store::State;
 use pagerbridge_testkit::{DEMO_ROUTING_KEY, TestPd};
 use serde_json::{Value, json};
+use support::*;
 use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_pagerbridge");
 /// Well-formed, but no service of the emulator has it: PagerDuty answers 400.
 const UNKNOWN_KEY: &str = "0123456789abcdef0123456789abcdef";
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
-    }
-}
-
-/// Runs the binary with a clean pagerbridge environment plus `env`.
-fn pb_env(args: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "PAGERBRIDGE_CONFIG",
-        "PAGERBRIDGE_DATA_DIR",
-        "PAGERBRIDGE_ROUTING_KEY",
-        "PAGERBRIDGE_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    let out = cmd.args(args).envs(env.iter().copied()).output().unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-fn pb(args: &[&str]) -> Out {
-    pb_env(args, &[])
-}
-
-/// `pb` off the async runtime, so the in-process emulator keeps answering meanwhile.
-async fn pb_async(args: &[&str]) -> Out {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || pb(&args.iter().map(String::as_str).collect::<Vec<_>>()))
-        .await
-        .unwrap()
-}
-
-fn dir_arg(dir: &Path) -> String {
-    dir.to_str().unwrap().to_owned()
-}
 
 /// `event trigger` with the required flags and `extra`, into `data`.
 fn trigger(data: &Path, key: &str, summary: &str, extra: &[&str]) -> Out {
@@ -83,19 +32,6 @@ fn trigger(data: &Path, key: &str, summary: &str, extra: &[&str]) -> Out {
     ];
     args.extend_from_slice(extra);
     pb(&args)
-}
-
-async fn records(db: &Path) -> Vec<pagerbridge_store::EventRecord> {
-    let store = SqliteStore::open(db).await.unwrap();
-    let list = store
-        .list(&ListQuery {
-            limit: 1000,
-            ..ListQuery::default()
-        })
-        .await
-        .unwrap();
-    store.close().await;
-    list
 }
 
 fn is_hex32(s: &str) -> bool {
@@ -541,83 +477,6 @@ fn help_documents_the_exit_codes() {
             "{sub}"
         );
     }
-}
-
-/// A daemon as a child process, killed when the test ends.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_daemon(config: &Path) -> Daemon {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .env_remove("PAGERBRIDGE_DATA_DIR")
-        .env("PAGERBRIDGE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(
-        first.starts_with("pagerbridge listening on http://"),
-        "unexpected first line: {first:?}"
-    );
-    Daemon(child)
-}
-
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn incident_titles(pd: &TestPd) -> Vec<String> {
-    let list: Value = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("{}/incidents", pd.url()))
-        .header("Authorization", "Token token=emulator-account-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    list["incidents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["title"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn write_config(dir: &Path, pd: &TestPd) -> PathBuf {
-    let url = pd.url();
-    let config = dir.join("pagerbridge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndata_dir = \"data\"\n\n[pagerduty]\nevents_url = \"{url}\"\nrest_url = \"{url}\"\nproxy = \"none\"\n"
-        ),
-    )
-    .unwrap();
-    config
 }
 
 fn status_of(out: &Out) -> (u64, u64, u64) {

@@ -1,0 +1,154 @@
+//! Shared by the CLI's integration tests: the binary run with a clean environment, a daemon as a
+//! child process, and the emulator's incidents.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pagerbridge_store::sqlite::SqliteStore;
+use pagerbridge_store::{ListQuery, Store};
+use pagerbridge_testkit::TestPd;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pagerbridge");
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
+    }
+}
+
+/// Runs the binary with a clean pagerbridge environment plus `env`.
+pub fn pb_env(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "PAGERBRIDGE_CONFIG",
+        "PAGERBRIDGE_DATA_DIR",
+        "PAGERBRIDGE_ROUTING_KEY",
+        "PAGERBRIDGE_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.args(args).envs(env.iter().copied()).output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+pub fn pb(args: &[&str]) -> Out {
+    pb_env(args, &[])
+}
+
+/// `pb` off the async runtime, so the in-process emulator keeps answering meanwhile.
+pub async fn pb_async(args: &[&str]) -> Out {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || pb(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .unwrap()
+}
+
+pub fn dir_arg(dir: &Path) -> String {
+    dir.to_str().unwrap().to_owned()
+}
+
+pub async fn records(db: &Path) -> Vec<pagerbridge_store::EventRecord> {
+    let store = SqliteStore::open(db).await.unwrap();
+    let list = store
+        .list(&ListQuery {
+            limit: 1000,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    list
+}
+
+/// A daemon as a child process, killed when the test ends.
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn start_daemon(config: &Path) -> Daemon {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env_remove("PAGERBRIDGE_DATA_DIR")
+        .env("PAGERBRIDGE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.starts_with("pagerbridge listening on http://"),
+        "unexpected first line: {first:?}"
+    );
+    Daemon(child)
+}
+
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn incident_titles(pd: &TestPd) -> Vec<String> {
+    let list: Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/incidents", pd.url()))
+        .header("Authorization", "Token token=emulator-account-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub fn write_config(dir: &Path, pd: &TestPd) -> PathBuf {
+    let url = pd.url();
+    let config = dir.join("pagerbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"data\"\n\n[pagerduty]\nevents_url = \"{url}\"\nrest_url = \"{url}\"\nproxy = \"none\"\n"
+        ),
+    )
+    .unwrap();
+    config
+}
