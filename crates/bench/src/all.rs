@@ -14,6 +14,7 @@ use crate::load::{self, IngestOptions, IngestResult};
 use crate::memory::{self, MemoryOptions, MemoryResult};
 use crate::outbox::Reader;
 use crate::procs::{self, DaemonSetup, Server};
+use crate::sendcmd;
 use crate::stats::{ms, wait_quiet};
 
 #[derive(clap::Args)]
@@ -57,7 +58,11 @@ pub struct Args {
     /// ...but no longer than this.
     #[arg(long, default_value_t = 300)]
     max_wait_secs: u64,
-    /// Parts to leave out: fsync, ingest, latency, drain, memory (repeatable or comma-separated).
+    /// Calls of `pagerbridge send` (and of `event trigger`) per case.
+    #[arg(long, default_value_t = 300)]
+    send_calls: usize,
+    /// Parts to leave out: fsync, ingest, latency, drain, memory, send (repeatable or
+    /// comma-separated).
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -319,6 +324,16 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(work.join("memory"));
     }
 
+    let mut sends = Vec::new();
+    if !skip("send") {
+        note(&format!("send: {} calls per case", a.send_calls));
+        let emu = procs::emulator(&pb, &work).await?;
+        quiet.wait("send").await;
+        let r = sendcmd::run(&pb, &work, a.send_calls, &emu.url).await;
+        emu.stop(GRACE).await?;
+        sends = r?;
+    }
+
     print!(
         "{}",
         markdown(
@@ -332,6 +347,24 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             &mems
         )
     );
+    if !sends.is_empty() {
+        println!(
+            "\n`pagerbridge send` per call (a Nagios service notification, 19 flags, 3 rules), wall time from spawn to exit:\n"
+        );
+        println!("| case | calls | median | p90 | p99 | max |\n|---|---|---|---|---|---|");
+        for r in &sends {
+            let l = &r.latency;
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                r.name,
+                l.count,
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p99),
+                ms(l.max)
+            );
+        }
+    }
     Ok(())
 }
 

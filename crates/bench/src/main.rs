@@ -11,6 +11,7 @@ mod load;
 mod memory;
 mod outbox;
 mod procs;
+mod sendcmd;
 mod stats;
 mod storebench;
 
@@ -135,6 +136,16 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         keys: usize,
     },
+    /// Wall time per `pagerbridge send` call (a Nagios notification), with the daemon down
+    /// and while it delivers, and `event trigger` for comparison.
+    Send {
+        #[arg(long)]
+        pagerbridge: Option<PathBuf>,
+        #[arg(long, default_value = "target/bench-work")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        calls: usize,
+    },
     /// Everything, against the release binaries, with a markdown summary on stdout.
     All(all::Args),
 }
@@ -254,6 +265,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             )
             .await?;
             println!("{}", r.line());
+        }
+        Command::Send {
+            pagerbridge,
+            work,
+            calls,
+        } => {
+            let pb = pagerbridge.unwrap_or_else(procs::default_pagerbridge);
+            std::fs::create_dir_all(&work)?;
+            let work = std::fs::canonicalize(&work)?;
+            let emu = procs::emulator(&pb, &work).await?;
+            let r = sendcmd::run(&pb, &work, calls, &emu.url).await;
+            emu.stop(Duration::from_secs(10)).await?;
+            for line in r? {
+                println!("{}", line.line());
+            }
         }
         Command::Fsync { dir, count } => {
             let r = fsync::measure(&dir, count)?;

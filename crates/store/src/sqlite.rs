@@ -97,6 +97,27 @@ fn opening(path: &Path, e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Brings the schema up to date. The migrator's own bookkeeping costs several statements;
+/// `pagerbridge send` opens the store once per notification, so a database already at the
+/// latest version (recorded in `user_version` after migrating) skips it with one read.
+async fn migrate(writer: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
+    let latest = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+    let current: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(writer)
+        .await?;
+    if current == latest {
+        return Ok(());
+    }
+    MIGRATIONS.run(writer).await?;
+    // A PRAGMA takes no bound parameters; `latest` is a number from the migration files.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA user_version = {latest}"
+    )))
+    .execute(writer)
+    .await?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
@@ -125,8 +146,7 @@ impl SqliteStore {
             .connect_with(writer_opts)
             .await
             .map_err(|e| opening(path, e))?;
-        MIGRATIONS
-            .run(&writer)
+        migrate(&writer)
             .await
             .map_err(|e| StoreError::Other(format!("migrating {}: {e}", path.display())))?;
         let reader_opts = base
