@@ -36,6 +36,8 @@ pub struct Opts {
     pub circuit_cooldown: &'static str,
     pub circuit_max_cooldown: &'static str,
     pub retention: &'static str,
+    /// More configuration, appended: `[routing]`, `[[rules]]`, `[[sources]]`.
+    pub extra: String,
 }
 
 impl Default for Opts {
@@ -52,6 +54,7 @@ impl Default for Opts {
             circuit_cooldown: "200ms",
             circuit_max_cooldown: "1s",
             retention: "7d",
+            extra: String::new(),
         }
     }
 }
@@ -85,6 +88,8 @@ burst = {burst}
 failures = {failures}
 cooldown = "{cooldown}"
 max_cooldown = "{max_cooldown}"
+
+{extra}
 "#,
         timeout = o.timeout,
         coalesce = o.coalesce,
@@ -97,6 +102,7 @@ max_cooldown = "{max_cooldown}"
         cooldown = o.circuit_cooldown,
         max_cooldown = o.circuit_max_cooldown,
         retention = o.retention,
+        extra = o.extra,
     )
 }
 
@@ -129,6 +135,24 @@ impl Daemon {
 
     pub async fn start_at(pd_url: &str, dir: TempDir, data_dir: &str, o: Opts) -> Daemon {
         let config = config(pd_url, dir.path(), data_dir, &o);
+        Daemon::start_config(config, dir).await
+    }
+
+    /// A daemon whose `env` secrets (`{ env = "NAME" }`) come from `env`, not the process's.
+    pub async fn start_env(pd: &Emulator, o: Opts, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = config_text(&pd.url(), "data", &o);
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let config = Config::from_str_with_env(&text, "test.toml", dir.path(), &lookup)
+            .unwrap_or_else(|e| panic!("test configuration: {e}"));
+        Daemon::start_config(config, dir).await
+    }
+
+    pub async fn start_config(config: Config, dir: TempDir) -> Daemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
