@@ -60,10 +60,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("starting the daemon")?;
     let banner = match &emulator {
-        Some(emu) => demo_banner(running.addr(), emu),
+        Some(emu) => demo_banner(running.addr(), emu, args.config.is_none()),
         None => format!(
-            "pagerbridge listening on http://{}\n  relay: POST /v2/enqueue, /v2/change/enqueue, /generic/2010-04-15/create_event.json\n  data:  {}\n",
+            "pagerbridge listening on http://{}\n  relay: POST /v2/enqueue, /v2/change/enqueue, /generic/2010-04-15/create_event.json\n{}  data:  {}\n",
             running.addr(),
+            config
+                .sources
+                .iter()
+                .map(|s| format!("  source {}: POST {}\n", s.name, s.route()))
+                .collect::<String>(),
             config.data_dir().display()
         ),
     };
@@ -85,7 +90,12 @@ fn demo_config(mut config: Config, emulator: &Emulator, no_file: bool) -> anyhow
     let mut text =
         format!("[pagerduty]\nevents_url = \"{url}\"\nrest_url = \"{url}\"\nproxy = \"none\"\n");
     if no_file {
-        text.push_str("[server]\ndata_dir = \"pagerbridge-demo\"\n");
+        text.push_str(&format!(
+            "[server]\ndata_dir = \"pagerbridge-demo\"\n\
+             [routing]\ndefault_routing_key = \"{DEMO_ROUTING_KEY}\"\n\
+             [[sources]]\nname = \"alertmanager\"\nkind = \"alertmanager\"\n\
+             [[sources]]\nname = \"grafana\"\nkind = \"grafana\"\n"
+        ));
     }
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let demo = Config::from_str(&text, "demo settings", &cwd)?;
@@ -94,13 +104,16 @@ fn demo_config(mut config: Config, emulator: &Emulator, no_file: bool) -> anyhow
         let listen = config.server.listen;
         config.server = demo.server;
         config.server.listen = listen;
+        // Sources to try without writing a file: everything goes to the demo service.
+        config.routing = demo.routing;
+        config.sources = demo.sources;
     }
     Ok(config)
 }
 
-fn demo_banner(addr: SocketAddr, emulator: &Emulator) -> String {
+fn demo_banner(addr: SocketAddr, emulator: &Emulator, sources: bool) -> String {
     let emu = emulator.url();
-    format!(
+    let mut b = format!(
         "pagerbridge demo: listening on http://{addr}, delivering to the PagerDuty emulator at {emu}\n\
          \n\
          Trigger an incident through pagerbridge:\n\
@@ -108,13 +121,27 @@ fn demo_banner(addr: SocketAddr, emulator: &Emulator) -> String {
          \x20   -d '{{\"routing_key\":\"{DEMO_ROUTING_KEY}\",\"event_action\":\"trigger\",\"dedup_key\":\"disk/db1\",\"payload\":{{\"summary\":\"Disk full on db1\",\"source\":\"db1\",\"severity\":\"critical\"}}}}'\n\
          Resolve it:\n\
          \x20 curl -sS -X POST http://{addr}/v2/enqueue -H 'Content-Type: application/json' \\\n\
-         \x20   -d '{{\"routing_key\":\"{DEMO_ROUTING_KEY}\",\"event_action\":\"resolve\",\"dedup_key\":\"disk/db1\"}}'\n\
-         \n\
-         See the incident:  {emu}/   (or: curl -sS '{emu}/incidents' -H 'Authorization: Token token={DEMO_API_TOKEN}')\n\
+         \x20   -d '{{\"routing_key\":\"{DEMO_ROUTING_KEY}\",\"event_action\":\"resolve\",\"dedup_key\":\"disk/db1\"}}'\n"
+    );
+    if sources {
+        b.push_str(&format!(
+            "\n\
+             Post an Alertmanager webhook (sources in this demo: /ingest/alertmanager, /ingest/grafana):\n\
+             \x20 curl -sS -X POST http://{addr}/ingest/alertmanager -H 'Content-Type: application/json' \\\n\
+             \x20   -d '{{\"version\":\"4\",\"status\":\"firing\",\"receiver\":\"demo\",\"alerts\":[{{\"status\":\"firing\",\"labels\":{{\"alertname\":\"HighLoad\",\"instance\":\"web1:9100\",\"severity\":\"warning\"}},\"annotations\":{{\"summary\":\"Load above 8 on web1\"}},\"startsAt\":\"2026-01-01T00:00:00Z\"}}]}}'\n\
+             Send a Nagios notification as its notification command would (works with the daemon down too):\n\
+             \x20 pagerbridge send --data-dir pagerbridge-demo --source nagios --routing-key {DEMO_ROUTING_KEY} \\\n\
+             \x20   --type PROBLEM --host db2 --service 'Disk /' --state CRITICAL --output 'DISK CRITICAL - 3% free'\n"
+        ));
+    }
+    b.push_str(&format!(
+        "\n\
+         See the incidents: {emu}/   (or: curl -sS '{emu}/incidents' -H 'Authorization: Token token={DEMO_API_TOKEN}')\n\
          Queue:             pagerbridge queue status --data-dir pagerbridge-demo\n\
          Simulate an outage (next 5 deliveries fail with 503):\n\
          \x20 curl -sS -X POST {emu}/_emulator/faults -d '{{\"kind\":\"status\",\"status\":503,\"count\":5}}'\n\
          \n\
          Press Ctrl-C to stop.\n"
-    )
+    ));
+    b
 }
