@@ -2,28 +2,18 @@
 //! PagerDuty integration, for the group-mode dedup key), a constructed multi-alert group, and
 //! arbitrary input.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
+use std::collections::BTreeMap;
+
+use common::{Edit, fixture, fixture_json, labels};
 use pagerbridge_ingest::alertmanager::{self, IncidentPer, Options, labels_fingerprint};
 use pagerbridge_ingest::{Alert, AlertState, Entity, MonitorRef, SourceKind};
 use pagerduty::events::{Link, Severity};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/alertmanager")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn fixture_json(name: &str) -> Value {
-    serde_json::from_slice(&fixture(name)).unwrap()
-}
-
-/// A change to a fixture, for tables of cases.
-type Edit = Box<dyn Fn(&mut Value)>;
+const DIR: &str = "alertmanager";
 
 fn per_alert() -> Options {
     Options::default()
@@ -41,13 +31,6 @@ fn decode_one(body: &[u8], opts: &Options) -> Alert {
     alerts.remove(0)
 }
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn high_cpu_labels() -> BTreeMap<String, String> {
     labels(&[
         ("alertname", "HighCPU"),
@@ -61,7 +44,7 @@ const GROUP_KEY: &str = "{}/{}:{alertname=\"HighCPU\", instance=\"web-1:9100\"}"
 
 #[test]
 fn captured_firing_alert_becomes_a_problem() {
-    let alert = decode_one(&fixture("webhook-v4-firing.json"), &per_alert());
+    let alert = decode_one(&fixture(DIR, "webhook-v4-firing.json"), &per_alert());
     let started = "2026-11-21T05:23:16Z".parse().unwrap();
     let mut expected = Alert::new(
         SourceKind::Alertmanager,
@@ -108,8 +91,8 @@ fn captured_firing_alert_becomes_a_problem() {
 
 #[test]
 fn captured_resolved_alert_resolves_the_same_problem() {
-    let firing = decode_one(&fixture("webhook-v4-firing.json"), &per_alert());
-    let resolved = decode_one(&fixture("webhook-v4-resolved.json"), &per_alert());
+    let firing = decode_one(&fixture(DIR, "webhook-v4-firing.json"), &per_alert());
+    let resolved = decode_one(&fixture(DIR, "webhook-v4-resolved.json"), &per_alert());
     assert_eq!(resolved.state, AlertState::Recovery);
     assert_eq!(resolved.dedup_hint, firing.dedup_hint);
     assert_eq!(resolved.monitor_ref, firing.monitor_ref);
@@ -129,7 +112,7 @@ fn captured_resolved_alert_resolves_the_same_problem() {
 
 #[test]
 fn repeated_notifications_keep_the_dedup_hint() {
-    let mut v = fixture_json("webhook-v4-firing.json");
+    let mut v = fixture_json(DIR, "webhook-v4-firing.json");
     let first = decode_one(&serde_json::to_vec(&v).unwrap(), &per_alert());
     v["alerts"][0]["annotations"]["summary"] = json!("CPU above 97% on web-1");
     v["alerts"][0]["annotations"]["description"] = json!("still burning");
@@ -151,7 +134,7 @@ fn repeated_notifications_keep_the_dedup_hint() {
 
 #[test]
 fn summary_falls_back_to_description_then_name_and_instance() {
-    let mut v = fixture_json("webhook-v4-firing.json");
+    let mut v = fixture_json(DIR, "webhook-v4-firing.json");
     v["alerts"][0]["annotations"]
         .as_object_mut()
         .unwrap()
@@ -165,7 +148,7 @@ fn summary_falls_back_to_description_then_name_and_instance() {
 
 #[test]
 fn severity_label_outside_pagerduty_words_is_left_to_the_rules() {
-    let mut v = fixture_json("webhook-v4-firing.json");
+    let mut v = fixture_json(DIR, "webhook-v4-firing.json");
     v["alerts"][0]["labels"]["severity"] = json!("page");
     let a = decode_one(&serde_json::to_vec(&v).unwrap(), &per_alert());
     assert_eq!(a.severity, None);
@@ -184,10 +167,10 @@ fn severity_label_outside_pagerduty_words_is_left_to_the_rules() {
 #[test]
 fn group_mode_keys_like_alertmanagers_own_pagerduty_integration() {
     // The same group, captured through Alertmanager's native pagerduty_configs.
-    let trigger = fixture_json("pagerduty-receiver-trigger.json");
-    let resolve = fixture_json("pagerduty-receiver-resolve.json");
-    let firing = decode_one(&fixture("webhook-v4-firing.json"), &per_group());
-    let resolved = decode_one(&fixture("webhook-v4-resolved.json"), &per_group());
+    let trigger = fixture_json(DIR, "pagerduty-receiver-trigger.json");
+    let resolve = fixture_json(DIR, "pagerduty-receiver-resolve.json");
+    let firing = decode_one(&fixture(DIR, "webhook-v4-firing.json"), &per_group());
+    let resolved = decode_one(&fixture(DIR, "webhook-v4-resolved.json"), &per_group());
 
     assert_eq!(firing.dedup_hint, trigger["dedup_key"]);
     assert_eq!(resolved.dedup_hint, resolve["dedup_key"]);
@@ -217,14 +200,14 @@ fn group_mode_keys_like_alertmanagers_own_pagerduty_integration() {
     );
 
     // Without a common summary the title is Alertmanager's default, as its integration sent it.
-    let mut v = fixture_json("webhook-v4-firing.json");
+    let mut v = fixture_json(DIR, "webhook-v4-firing.json");
     v["commonAnnotations"] = json!({});
     v["receiver"] = json!("pd");
     let a = decode_one(&serde_json::to_vec(&v).unwrap(), &per_group());
     assert_eq!(a.summary, trigger["payload"]["summary"]);
     assert_eq!(a.client_url.as_deref(), trigger["client_url"].as_str());
     assert_eq!(a.client.as_deref(), trigger["client"].as_str());
-    let mut v = fixture_json("webhook-v4-resolved.json");
+    let mut v = fixture_json(DIR, "webhook-v4-resolved.json");
     v["commonAnnotations"] = json!({});
     let a = decode_one(&serde_json::to_vec(&v).unwrap(), &per_group());
     assert_eq!(a.summary, resolve["payload"]["summary"]);
@@ -232,7 +215,7 @@ fn group_mode_keys_like_alertmanagers_own_pagerduty_integration() {
 
 #[test]
 fn a_multi_alert_group_is_one_alert_listing_every_member() {
-    let a = decode_one(&fixture("webhook-v4-group.json"), &per_group());
+    let a = decode_one(&fixture(DIR, "webhook-v4-group.json"), &per_group());
     let key = "{}/{team=\"db\"}:{alertname=\"PostgresReplicationLag\", cluster=\"prod-eu\"}";
     assert_eq!(a.dedup_hint, alertmanager::group_dedup_key(key));
     assert_eq!(a.state, AlertState::Problem);
@@ -309,7 +292,8 @@ fn a_multi_alert_group_is_one_alert_listing_every_member() {
 
 #[test]
 fn a_multi_alert_group_in_alert_mode_is_one_alert_each() {
-    let alerts = alertmanager::decode(&fixture("webhook-v4-group.json"), &per_alert()).unwrap();
+    let alerts =
+        alertmanager::decode(&fixture(DIR, "webhook-v4-group.json"), &per_alert()).unwrap();
     let got: Vec<_> = alerts
         .iter()
         .map(|a| {
@@ -353,7 +337,7 @@ fn a_multi_alert_group_in_alert_mode_is_one_alert_each() {
 
 #[test]
 fn group_mode_without_alerts_or_group_key() {
-    let mut v = fixture_json("webhook-v4-firing.json");
+    let mut v = fixture_json(DIR, "webhook-v4-firing.json");
     v.as_object_mut().unwrap().remove("groupKey");
     let err = alertmanager::decode(&serde_json::to_vec(&v).unwrap(), &per_group()).unwrap_err();
     assert_eq!(err.field, "groupKey");
@@ -368,7 +352,7 @@ fn group_mode_without_alerts_or_group_key() {
     ));
 
     // Decision: an empty notification is nothing to report, not an error.
-    let mut v = fixture_json("webhook-v4-firing.json");
+    let mut v = fixture_json(DIR, "webhook-v4-firing.json");
     v["alerts"] = json!([]);
     let body = serde_json::to_vec(&v).unwrap();
     assert_eq!(alertmanager::decode(&body, &per_alert()).unwrap(), vec![]);
@@ -449,13 +433,11 @@ fn errors_name_the_field() {
             "count",
         ),
     ];
-    for (what, mutate, field, message) in cases {
-        let mut v = fixture_json("webhook-v4-firing.json");
-        mutate(&mut v);
-        let err = alertmanager::decode(&serde_json::to_vec(&v).unwrap(), &per_alert()).unwrap_err();
-        assert_eq!(err.field, field, "{what}: {err}");
-        assert!(err.message.contains(message), "{what}: {err}");
-    }
+    common::assert_edits_fail(
+        &fixture_json(DIR, "webhook-v4-firing.json"),
+        cases,
+        |body| alertmanager::decode(body, &per_alert()),
+    );
     let err = alertmanager::decode(b"<html>", &per_alert()).unwrap_err();
     assert_eq!(err.field, "");
     assert!(err.message.starts_with("not JSON: "), "{err}");
@@ -477,131 +459,41 @@ fn options_read_from_toml() {
     assert!(toml::from_str::<Options>("incident = \"group\"").is_err());
 }
 
-fn repo_file(path: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 /// The snippets the documentation shows are the files the end-to-end tests load.
 #[test]
 fn docs_include_the_snippet_files_verbatim() {
-    let doc = repo_file("docs/integrations/alertmanager.md");
-    for snippet in [
-        "alertmanager-webhook.yml",
-        "alertmanager-pagerduty.yml",
-        "alertmanager-pagerbridge.toml",
-    ] {
-        let text = repo_file(&format!("docs/integrations/snippets/{snippet}"));
-        assert!(
-            doc.contains(&text),
-            "alertmanager.md lacks {snippet} verbatim"
-        );
-    }
-    let cfg: toml::Table = toml::from_str(&repo_file(
-        "docs/integrations/snippets/alertmanager-pagerbridge.toml",
-    ))
-    .unwrap();
-    for source in cfg["sources"].as_array().unwrap() {
-        assert_eq!(source["kind"].as_str(), Some("alertmanager"));
+    common::assert_page_shows_snippets(
+        "alertmanager.md",
+        &[
+            "alertmanager-webhook.yml",
+            "alertmanager-pagerduty.yml",
+            "alertmanager-pagerbridge.toml",
+        ],
+    );
+    for source in common::documented_sources("alertmanager-pagerbridge.toml", "alertmanager") {
         let opts: Options = source
             .get("options")
             .cloned()
             .map(|o| o.try_into().unwrap())
             .unwrap_or_default();
-        let _ = alertmanager::decode(&fixture("webhook-v4-firing.json"), &opts).unwrap();
+        let _ = alertmanager::decode(&fixture(DIR, "webhook-v4-firing.json"), &opts).unwrap();
     }
 }
 
 // ---- never a panic ----
 
 fn arb_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        "[a-z0-9:/._ -]{0,12}".prop_map(Value::String),
-        Just(json!("4")),
-        Just(json!("firing")),
-        Just(json!("resolved")),
-        Just(json!("0001-01-01T00:00:00Z")),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-zA-Z_]{1,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m {
-                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
-                out.push(p.clone());
-                pointers(child, p, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, child) in a.iter().enumerate() {
-                let p = format!("{at}/{i}");
-                out.push(p.clone());
-                pointers(child, p, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Removes (`None`) or replaces the node picked by `pick` among all nodes of `v`.
-fn mutate(v: &mut Value, pick: usize, with: Option<Value>) {
-    let mut all = Vec::new();
-    pointers(v, String::new(), &mut all);
-    if all.is_empty() {
-        return;
-    }
-    let p = &all[pick % all.len()];
-    match with {
-        Some(new) => {
-            if let Some(slot) = v.pointer_mut(p) {
-                *slot = new;
-            }
-        }
-        None => {
-            let (parent, last) = p.rsplit_once('/').unwrap();
-            let last = last.replace("~1", "/").replace("~0", "~");
-            match v.pointer_mut(parent) {
-                Some(Value::Object(m)) => {
-                    m.shift_remove(&last);
-                }
-                Some(Value::Array(a)) => {
-                    if let Ok(i) = last.parse::<usize>()
-                        && i < a.len()
-                    {
-                        a.remove(i);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    common::arb_json(vec![
+        json!("4"),
+        json!("firing"),
+        json!("resolved"),
+        json!("0001-01-01T00:00:00Z"),
+    ])
 }
 
 fn check_never_panics(body: &[u8]) -> Result<(), TestCaseError> {
-    let is_object = matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(_)));
     for opts in [per_alert(), per_group()] {
-        if let Err(e) = alertmanager::decode(body, &opts) {
-            prop_assert!(
-                !is_object || !e.field.is_empty(),
-                "an error about an object names a field: {e}"
-            );
-        }
+        common::object_errors_name_a_field(body, alertmanager::decode(body, &opts))?;
     }
     Ok(())
 }
@@ -612,26 +504,4 @@ const FIXTURES: [&str; 3] = [
     "webhook-v4-group.json",
 ];
 
-proptest! {
-    #[test]
-    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..256)) {
-        check_never_panics(&body)?;
-    }
-
-    #[test]
-    fn arbitrary_json_never_panics(v in arb_json()) {
-        check_never_panics(&serde_json::to_vec(&v).unwrap())?;
-    }
-
-    #[test]
-    fn mutated_fixtures_never_panic(
-        which in 0..FIXTURES.len(),
-        edits in prop::collection::vec((any::<usize>(), prop::option::of(arb_json())), 1..5),
-    ) {
-        let mut v = fixture_json(FIXTURES[which]);
-        for (pick, with) in edits {
-            mutate(&mut v, pick, with);
-        }
-        check_never_panics(&serde_json::to_vec(&v).unwrap())?;
-    }
-}
+common::never_panic_properties!(check_never_panics, arb_json(), DIR, FIXTURES);

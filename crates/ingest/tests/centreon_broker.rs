@@ -4,6 +4,9 @@
 //! for NEB::ServiceStatus / NEB::HostStatus and their BBDO 3 versions
 //! (https://docs.centreon.com/docs/developer/developer-broker-mapping/).
 
+mod common;
+
+use common::{fixture, fixture_json};
 use jiff::Timestamp;
 use pagerbridge_ingest::centreon_broker::{self, Options};
 use pagerbridge_ingest::{Alert, AlertState, MonitorRef, SourceKind};
@@ -16,17 +19,7 @@ const ALL: Options = Options {
     skip_acknowledged: false,
 };
 
-fn body(name: &str) -> Vec<u8> {
-    let p = format!(
-        "{}/tests/fixtures/centreon_broker/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-}
-
-fn fixture_value(name: &str) -> Value {
-    serde_json::from_slice(&body(name)).unwrap()
-}
+const DIR: &str = "centreon_broker";
 
 fn decode_value(v: &Value, opts: &Options) -> Result<Vec<Alert>, pagerbridge_ingest::DecodeError> {
     centreon_broker::decode(&serde_json::to_vec(v).unwrap(), opts)
@@ -50,7 +43,7 @@ fn options_default_to_filtering_everything_that_should_not_page() {
 
 #[test]
 fn service_problem_decodes_exactly() {
-    let alerts = centreon_broker::decode(&body("batch-1"), &ALL).unwrap();
+    let alerts = centreon_broker::decode(&fixture(DIR, "batch-1.json"), &ALL).unwrap();
     assert_eq!(alerts.len(), 3);
     let a = &alerts[0];
     assert_eq!(a.source, SourceKind::CentreonBroker);
@@ -126,7 +119,8 @@ fn service_problem_decodes_exactly() {
 
 #[test]
 fn default_options_drop_acknowledged_and_downtime_problems() {
-    let alerts = centreon_broker::decode(&body("batch-1"), &Options::default()).unwrap();
+    let alerts =
+        centreon_broker::decode(&fixture(DIR, "batch-1.json"), &Options::default()).unwrap();
     assert_eq!(
         alerts
             .iter()
@@ -139,13 +133,13 @@ fn default_options_drop_acknowledged_and_downtime_problems() {
         skip_acknowledged: false,
         ..Options::default()
     };
-    let alerts = centreon_broker::decode(&body("batch-1"), &only_downtime).unwrap();
+    let alerts = centreon_broker::decode(&fixture(DIR, "batch-1.json"), &only_downtime).unwrap();
     assert_eq!(alerts.len(), 2);
 }
 
 #[test]
 fn soft_states_are_dropped_when_hard_only() {
-    let mut v = fixture_value("batch-1");
+    let mut v = fixture_json(DIR, "batch-1.json");
     v[0]["state_type"] = json!(0);
     assert!(
         centreon_broker::decode(&serde_json::to_vec(&v).unwrap(), &Options::default())
@@ -158,7 +152,8 @@ fn soft_states_are_dropped_when_hard_only() {
 
 #[test]
 fn recoveries_are_never_filtered_out() {
-    let alerts = centreon_broker::decode(&body("batch-2"), &Options::default()).unwrap();
+    let alerts =
+        centreon_broker::decode(&fixture(DIR, "batch-2.json"), &Options::default()).unwrap();
     assert_eq!(alerts.len(), 3);
     assert_eq!(alerts[0].state, AlertState::Recovery);
     assert_eq!(alerts[0].status.as_deref(), Some("OK"));
@@ -172,7 +167,7 @@ fn recoveries_are_never_filtered_out() {
         json!({"value": 0.6, "unit": "ms", "warn": 100.0, "crit": 200.0, "min": 0.0})
     );
     // Even a soft OK in a downtime, acknowledged: a resolve never opens anything.
-    let mut v = fixture_value("batch-2");
+    let mut v = fixture_json(DIR, "batch-2.json");
     v[0]["state_type"] = json!(0);
     v[0]["scheduled_downtime_depth"] = json!(2);
     v[0]["acknowledged"] = json!(true);
@@ -181,7 +176,7 @@ fn recoveries_are_never_filtered_out() {
 
 #[test]
 fn unknown_names_fall_back_to_ids() {
-    let alerts = centreon_broker::decode(&body("batch-2"), &ALL).unwrap();
+    let alerts = centreon_broker::decode(&fixture(DIR, "batch-2.json"), &ALL).unwrap();
     let a = &alerts[2];
     assert_eq!(a.status.as_deref(), Some("UNKNOWN"));
     assert_eq!(a.entity.host.as_deref(), Some("99"));
@@ -192,8 +187,8 @@ fn unknown_names_fall_back_to_ids() {
 
 #[test]
 fn same_object_keeps_one_dedup_hint() {
-    let first = centreon_broker::decode(&body("batch-1"), &ALL).unwrap();
-    let second = centreon_broker::decode(&body("batch-2"), &ALL).unwrap();
+    let first = centreon_broker::decode(&fixture(DIR, "batch-1.json"), &ALL).unwrap();
+    let second = centreon_broker::decode(&fixture(DIR, "batch-2.json"), &ALL).unwrap();
     assert_eq!(first[0].dedup_hint, second[0].dedup_hint);
     assert_eq!(first[1].dedup_hint, second[1].dedup_hint);
     assert_ne!(first[0].dedup_hint, first[1].dedup_hint);
@@ -261,24 +256,15 @@ fn errors_name_the_event_and_field() {
     );
 }
 
+const SELFTEST: &str = "contrib/centreon/selftest.lua";
+
 /// Runs the shipped connector under lua5.3 with a stand-in broker, when Lua is installed: the
 /// fixtures must be what the connector posts today.
 #[test]
 fn stream_connector_still_posts_the_fixtures() {
-    let root = format!("{}/../..", env!("CARGO_MANIFEST_DIR"));
-    let Ok(out) = std::process::Command::new("lua5.3")
-        .arg(format!("{root}/contrib/centreon/selftest.lua"))
-        .output()
-    else {
-        eprintln!("lua5.3 is not installed: skipped");
+    let Some(run) = common::script_json("lua5.3", SELFTEST) else {
         return;
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
     let requests = run["requests"].as_array().unwrap();
     assert_eq!(requests.len(), 2);
     for (i, r) in requests.iter().enumerate() {
@@ -289,7 +275,10 @@ fn stream_connector_still_posts_the_fixtures() {
                 "Authorization: Bearer s3cret"
             ])
         );
-        assert_eq!(r["body"], fixture_value(&format!("batch-{}", i + 1)));
+        assert_eq!(
+            r["body"],
+            fixture_json(DIR, &format!("batch-{}.json", i + 1))
+        );
     }
     // write() acknowledges only once a batch went out; flush() sends the rest.
     assert_eq!(
@@ -299,11 +288,7 @@ fn stream_connector_still_posts_the_fixtures() {
         ])
     );
     // While pagerbridge fails, nothing is acknowledged.
-    let out = std::process::Command::new("lua5.3")
-        .arg(format!("{root}/contrib/centreon/selftest.lua"))
-        .arg("500")
-        .output()
-        .unwrap();
+    let out = common::run_script("lua5.3", SELFTEST, &["500"]).unwrap();
     let run: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         run["write_results"],
@@ -327,17 +312,13 @@ proptest! {
         skip_in_downtime in any::<bool>(),
         skip_acknowledged in any::<bool>(),
     ) {
-        let mut v = fixture_value(["batch-1", "batch-2"][pick]);
+        let mut v = fixture_json(DIR, ["batch-1.json", "batch-2.json"][pick]);
         let junks = [json!(null), json!(7), json!(-3), json!(2.5), json!(true), json!("x"), json!([1]), json!({"a": 1})];
         for (event, key, op, junk) in edits {
             let obj = v[event].as_object_mut().unwrap();
             let keys: Vec<String> = obj.keys().cloned().collect();
-            let k = keys[key % keys.len()].clone();
-            if op == 0 {
-                obj.remove(&k);
-            } else {
-                obj.insert(k, junks[junk].clone());
-            }
+            let k = &keys[key % keys.len()];
+            common::remove_or_replace(obj, k, (op != 0).then_some(&junks[junk]));
         }
         let opts = Options { hard_only, skip_in_downtime, skip_acknowledged };
         match decode_value(&v, &opts) {

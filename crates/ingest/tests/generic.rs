@@ -1,30 +1,19 @@
 //! The configuration-driven JSON decoder, with two made-up but realistic monitors (an uptime
 //! checker and a job monitor posting batches), its compile-time checks, and arbitrary input.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{Edit, fixture, fixture_json};
 use pagerbridge_ingest::generic::{self, CompiledMapping, Mapping};
 use pagerbridge_ingest::{Alert, AlertState, Entity, MonitorRef, SourceKind};
 use pagerduty::events::{Link, Severity};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/generic")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn fixture_json(name: &str) -> Value {
-    serde_json::from_slice(&fixture(name)).unwrap()
-}
-
-/// A change to a fixture, for tables of cases.
-type Edit = Box<dyn Fn(&mut Value)>;
+const DIR: &str = "generic";
 
 fn mapping(name: &str) -> Mapping {
-    toml::from_str(std::str::from_utf8(&fixture(name)).unwrap()).unwrap()
+    toml::from_str(std::str::from_utf8(&fixture(DIR, name)).unwrap()).unwrap()
 }
 
 fn compiled(name: &str) -> CompiledMapping {
@@ -43,7 +32,8 @@ fn link(href: &str) -> Link {
 
 #[test]
 fn uptime_checker_down_is_a_problem() {
-    let alerts = generic::decode(&fixture("uptime-down.json"), &compiled("uptime.toml")).unwrap();
+    let alerts =
+        generic::decode(&fixture(DIR, "uptime-down.json"), &compiled("uptime.toml")).unwrap();
     let mut expected = Alert::new(
         SourceKind::Generic,
         AlertState::Problem,
@@ -58,7 +48,7 @@ fn uptime_checker_down_is_a_problem() {
         labels: Default::default(),
     };
     expected.source_instance = Some("acme-prod".into());
-    expected.details = fixture_json("uptime-down.json")["check"]
+    expected.details = fixture_json(DIR, "uptime-down.json")["check"]
         .as_object()
         .unwrap()
         .clone();
@@ -75,8 +65,8 @@ fn uptime_checker_down_is_a_problem() {
 #[test]
 fn uptime_checker_up_resolves_it() {
     let m = compiled("uptime.toml");
-    let down = generic::decode(&fixture("uptime-down.json"), &m).unwrap();
-    let up = generic::decode(&fixture("uptime-up.json"), &m).unwrap();
+    let down = generic::decode(&fixture(DIR, "uptime-down.json"), &m).unwrap();
+    let up = generic::decode(&fixture(DIR, "uptime-up.json"), &m).unwrap();
     assert_eq!(up[0].state, AlertState::Recovery);
     assert_eq!(up[0].summary, "Checkout API is UP");
     assert_eq!(up[0].dedup_hint, down[0].dedup_hint);
@@ -86,7 +76,7 @@ fn uptime_checker_up_resolves_it() {
 #[test]
 fn batch_payload_gives_one_alert_per_item() {
     let alerts = generic::decode(
-        &fixture("cronwatch-failures.json"),
+        &fixture(DIR, "cronwatch-failures.json"),
         &compiled("cronwatch.toml"),
     )
     .unwrap();
@@ -112,7 +102,7 @@ fn batch_payload_gives_one_alert_per_item() {
     );
     assert_eq!(
         Value::Object(a.details.clone()),
-        fixture_json("cronwatch-failures.json")["failures"][0],
+        fixture_json(DIR, "cronwatch-failures.json")["failures"][0],
         "details default to the whole element"
     );
     assert_eq!(a.client.as_deref(), Some("cronwatch"));
@@ -122,7 +112,7 @@ fn batch_payload_gives_one_alert_per_item() {
     assert_eq!(b.routing_key, None);
     assert!(b.links.is_empty(), "null and empty arrays give no links");
 
-    let mut v = fixture_json("cronwatch-failures.json");
+    let mut v = fixture_json(DIR, "cronwatch-failures.json");
     v["failures"] = json!([]);
     let none = generic::decode(
         &serde_json::to_vec(&v).unwrap(),
@@ -219,7 +209,7 @@ fn decode_errors_name_the_field_and_pointer() {
         ),
     ];
     for (mutate, field, message) in cases {
-        let mut v = fixture_json("uptime-down.json");
+        let mut v = fixture_json(DIR, "uptime-down.json");
         mutate(&mut v);
         let err = generic::decode(&serde_json::to_vec(&v).unwrap(), &m).unwrap_err();
         assert_eq!(err.field, field, "{err}");
@@ -229,7 +219,7 @@ fn decode_errors_name_the_field_and_pointer() {
     let mut raw = mapping("uptime.toml");
     raw.summary = "/monitor/title".into();
     let err = generic::decode(
-        &fixture("uptime-down.json"),
+        &fixture(DIR, "uptime-down.json"),
         &generic::compile(&raw).unwrap(),
     )
     .unwrap_err();
@@ -240,7 +230,7 @@ fn decode_errors_name_the_field_and_pointer() {
 
     raw.summary = "{{ monitor.nickname }}".into();
     let err = generic::decode(
-        &fixture("uptime-down.json"),
+        &fixture(DIR, "uptime-down.json"),
         &generic::compile(&raw).unwrap(),
     )
     .unwrap_err();
@@ -251,7 +241,7 @@ fn decode_errors_name_the_field_and_pointer() {
 
     raw.summary = "{{ monitor.name + 1 }}".into();
     let err = generic::decode(
-        &fixture("uptime-down.json"),
+        &fixture(DIR, "uptime-down.json"),
         &generic::compile(&raw).unwrap(),
     )
     .unwrap_err();
@@ -261,7 +251,7 @@ fn decode_errors_name_the_field_and_pointer() {
     raw.summary =
         "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}".into();
     let err = generic::decode(
-        &fixture("uptime-down.json"),
+        &fixture(DIR, "uptime-down.json"),
         &generic::compile(&raw).unwrap(),
     )
     .unwrap_err();
@@ -272,7 +262,7 @@ fn decode_errors_name_the_field_and_pointer() {
     raw.service = Some("{{ job | default('unnamed') }} on {{ host }}".into());
     raw.summary = "/job".into();
     let batch = generic::compile(&raw).unwrap();
-    let mut v = fixture_json("cronwatch-failures.json");
+    let mut v = fixture_json(DIR, "cronwatch-failures.json");
     v["failures"][1]["job"] = json!(null);
     let err = generic::decode(&serde_json::to_vec(&v).unwrap(), &batch).unwrap_err();
     assert_eq!(
@@ -359,123 +349,33 @@ fn an_array_payload_is_read_with_an_empty_items_pointer() {
     );
 }
 
-fn repo_file(path: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 /// The snippets the documentation shows are the files the end-to-end tests load, and the
 /// documented mapping is the fixture's.
 #[test]
 fn docs_include_the_snippet_files_verbatim() {
-    let doc = repo_file("docs/integrations/generic-json.md");
-    for snippet in ["generic-json-pagerbridge.toml", "generic-json-curl.sh"] {
-        let text = repo_file(&format!("docs/integrations/snippets/{snippet}"));
-        assert!(
-            doc.contains(&text),
-            "generic-json.md lacks {snippet} verbatim"
-        );
-    }
-    let cfg: toml::Table = toml::from_str(&repo_file(
-        "docs/integrations/snippets/generic-json-pagerbridge.toml",
-    ))
-    .unwrap();
-    let source = &cfg["sources"][0];
-    assert_eq!(source["kind"].as_str(), Some("generic"));
-    let documented: Mapping = source["mapping"].clone().try_into().unwrap();
+    common::assert_page_shows_snippets(
+        "generic-json.md",
+        &["generic-json-pagerbridge.toml", "generic-json-curl.sh"],
+    );
+    let sources = common::documented_sources("generic-json-pagerbridge.toml", "generic");
+    let documented: Mapping = sources[0]["mapping"].clone().try_into().unwrap();
     assert_eq!(documented, mapping("uptime.toml"));
 }
 
 // ---- never a panic ----
 
 fn arb_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        "[a-z0-9:/._ -]{0,12}".prop_map(Value::String),
-        Just(json!("down")),
-        Just(json!("up")),
-        Just(json!("P2")),
-        Just(json!("{{ x }}")),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-zA-Z_]{1,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m {
-                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
-                out.push(p.clone());
-                pointers(child, p, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, child) in a.iter().enumerate() {
-                let p = format!("{at}/{i}");
-                out.push(p.clone());
-                pointers(child, p, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Removes (`None`) or replaces the node picked by `pick` among all nodes of `v`.
-fn mutate(v: &mut Value, pick: usize, with: Option<Value>) {
-    let mut all = Vec::new();
-    pointers(v, String::new(), &mut all);
-    if all.is_empty() {
-        return;
-    }
-    let p = &all[pick % all.len()];
-    match with {
-        Some(new) => {
-            if let Some(slot) = v.pointer_mut(p) {
-                *slot = new;
-            }
-        }
-        None => {
-            let (parent, last) = p.rsplit_once('/').unwrap();
-            let last = last.replace("~1", "/").replace("~0", "~");
-            match v.pointer_mut(parent) {
-                Some(Value::Object(m)) => {
-                    m.shift_remove(&last);
-                }
-                Some(Value::Array(a)) => {
-                    if let Ok(i) = last.parse::<usize>()
-                        && i < a.len()
-                    {
-                        a.remove(i);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    common::arb_json(vec![
+        json!("down"),
+        json!("up"),
+        json!("P2"),
+        json!("{{ x }}"),
+    ])
 }
 
 fn check_never_panics(body: &[u8]) -> Result<(), TestCaseError> {
-    let is_object = matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(_)));
     for m in ["uptime.toml", "cronwatch.toml"] {
-        if let Err(e) = generic::decode(body, &compiled(m)) {
-            prop_assert!(
-                !is_object || !e.field.is_empty(),
-                "an error about an object names a field: {e}"
-            );
-        }
+        common::object_errors_name_a_field(body, generic::decode(body, &compiled(m)))?;
     }
     Ok(())
 }
@@ -486,29 +386,9 @@ const FIXTURES: [&str; 3] = [
     "cronwatch-failures.json",
 ];
 
+common::never_panic_properties!(check_never_panics, arb_json(), DIR, FIXTURES);
+
 proptest! {
-    #[test]
-    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..256)) {
-        check_never_panics(&body)?;
-    }
-
-    #[test]
-    fn arbitrary_json_never_panics(v in arb_json()) {
-        check_never_panics(&serde_json::to_vec(&v).unwrap())?;
-    }
-
-    #[test]
-    fn mutated_fixtures_never_panic(
-        which in 0..FIXTURES.len(),
-        edits in prop::collection::vec((any::<usize>(), prop::option::of(arb_json())), 1..5),
-    ) {
-        let mut v = fixture_json(FIXTURES[which]);
-        for (pick, with) in edits {
-            mutate(&mut v, pick, with);
-        }
-        check_never_panics(&serde_json::to_vec(&v).unwrap())?;
-    }
-
     /// Whatever an operator writes, compiling and decoding report, never panic.
     #[test]
     fn arbitrary_mappings_never_panic(

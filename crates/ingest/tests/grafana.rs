@@ -1,35 +1,16 @@
 //! The Grafana decoder against the example payload of Grafana's webhook documentation, payloads
 //! constructed from it (resolved; image, links and `valueString`), and arbitrary input.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
+use common::{Edit, fixture, fixture_json, labels};
 use pagerbridge_ingest::grafana;
 use pagerbridge_ingest::{Alert, AlertState, Entity, MonitorRef, SourceKind};
 use pagerduty::events::{Image, Link, Severity};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/grafana")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn fixture_json(name: &str) -> Value {
-    serde_json::from_slice(&fixture(name)).unwrap()
-}
-
-/// A change to a fixture, for tables of cases.
-type Edit = Box<dyn Fn(&mut Value)>;
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+const DIR: &str = "grafana";
 
 fn link(href: &str, text: &str) -> Link {
     Link {
@@ -40,7 +21,7 @@ fn link(href: &str, text: &str) -> Link {
 
 #[test]
 fn documented_payload_gives_one_alert_per_grafana_alert() {
-    let alerts = grafana::decode(&fixture("webhook-firing.json")).unwrap();
+    let alerts = grafana::decode(&fixture(DIR, "webhook-firing.json")).unwrap();
     assert_eq!(alerts.len(), 2);
     let memory_labels = labels(&[
         ("alertname", "High memory usage"),
@@ -105,8 +86,8 @@ fn documented_payload_gives_one_alert_per_grafana_alert() {
 
 #[test]
 fn resolved_shares_the_dedup_hint_with_firing() {
-    let firing = grafana::decode(&fixture("webhook-firing.json")).unwrap();
-    let resolved = grafana::decode(&fixture("webhook-resolved.json")).unwrap();
+    let firing = grafana::decode(&fixture(DIR, "webhook-firing.json")).unwrap();
+    let resolved = grafana::decode(&fixture(DIR, "webhook-resolved.json")).unwrap();
     assert_eq!(resolved.len(), 1);
     let r = &resolved[0];
     assert_eq!(r.state, AlertState::Recovery);
@@ -120,7 +101,7 @@ fn resolved_shares_the_dedup_hint_with_firing() {
     assert_eq!(r.details["values"], json!({"B": 12.5, "C": 0}));
 
     // A repeat with other values and annotations is still the same problem.
-    let mut v = fixture_json("webhook-firing.json");
+    let mut v = fixture_json(DIR, "webhook-firing.json");
     v["alerts"][0]["values"] = json!({"B": 99.9, "C": 1});
     v["alerts"][0]["annotations"]["summary"] = json!("worse now");
     let again = grafana::decode(&serde_json::to_vec(&v).unwrap()).unwrap();
@@ -130,7 +111,7 @@ fn resolved_shares_the_dedup_hint_with_firing() {
 
 #[test]
 fn images_links_and_value_strings() {
-    let alerts = grafana::decode(&fixture("webhook-firing-image.json")).unwrap();
+    let alerts = grafana::decode(&fixture(DIR, "webhook-firing-image.json")).unwrap();
     let a = &alerts[0];
     assert_eq!(a.entity.host.as_deref(), Some("web-1"));
     assert_eq!(a.severity, Some(Severity::Warning));
@@ -225,13 +206,11 @@ fn errors_name_the_field() {
             "missing",
         ),
     ];
-    for (what, mutate, field, message) in cases {
-        let mut v = fixture_json("webhook-firing.json");
-        mutate(&mut v);
-        let err = grafana::decode(&serde_json::to_vec(&v).unwrap()).unwrap_err();
-        assert_eq!(err.field, field, "{what}: {err}");
-        assert!(err.message.contains(message), "{what}: {err}");
-    }
+    common::assert_edits_fail(
+        &fixture_json(DIR, "webhook-firing.json"),
+        cases,
+        grafana::decode,
+    );
     let legacy = json!({"ruleName": "CPU alert", "state": "alerting", "evalMatches": [], "title": "[Alerting] CPU alert"});
     let err = grafana::decode(&serde_json::to_vec(&legacy).unwrap()).unwrap_err();
     assert_eq!(err.field, "alerts");
@@ -242,7 +221,7 @@ fn errors_name_the_field() {
     assert!(err.message.starts_with("not JSON: "), "{err}");
 
     // Decision: no alerts, nothing to report.
-    let mut v = fixture_json("webhook-firing.json");
+    let mut v = fixture_json(DIR, "webhook-firing.json");
     v["alerts"] = json!([]);
     assert_eq!(
         grafana::decode(&serde_json::to_vec(&v).unwrap()).unwrap(),
@@ -253,118 +232,31 @@ fn errors_name_the_field() {
     assert!(grafana::decode(&serde_json::to_vec(&v).unwrap()).is_ok());
 }
 
-fn repo_file(path: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 /// The snippets the documentation shows are the files the end-to-end tests load.
 #[test]
 fn docs_include_the_snippet_files_verbatim() {
-    let doc = repo_file("docs/integrations/grafana.md");
-    for snippet in ["grafana-contact-point.yaml", "grafana-pagerbridge.toml"] {
-        let text = repo_file(&format!("docs/integrations/snippets/{snippet}"));
-        assert!(doc.contains(&text), "grafana.md lacks {snippet} verbatim");
-    }
-    let cfg: toml::Table = toml::from_str(&repo_file(
-        "docs/integrations/snippets/grafana-pagerbridge.toml",
-    ))
-    .unwrap();
-    assert_eq!(cfg["sources"][0]["kind"].as_str(), Some("grafana"));
+    common::assert_page_shows_snippets(
+        "grafana.md",
+        &["grafana-contact-point.yaml", "grafana-pagerbridge.toml"],
+    );
+    common::documented_sources("grafana-pagerbridge.toml", "grafana");
 }
 
 // ---- never a panic ----
 
 fn arb_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        "[a-z0-9:/._ -]{0,12}".prop_map(Value::String),
-        Just(json!("1")),
-        Just(json!("https://grafana.example.com/x.png")),
-        Just(json!({"B": 1.5})),
-        Just(json!("firing")),
-        Just(json!("resolved")),
-        Just(json!("0001-01-01T00:00:00Z")),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-zA-Z_]{1,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m {
-                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
-                out.push(p.clone());
-                pointers(child, p, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, child) in a.iter().enumerate() {
-                let p = format!("{at}/{i}");
-                out.push(p.clone());
-                pointers(child, p, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Removes (`None`) or replaces the node picked by `pick` among all nodes of `v`.
-fn mutate(v: &mut Value, pick: usize, with: Option<Value>) {
-    let mut all = Vec::new();
-    pointers(v, String::new(), &mut all);
-    if all.is_empty() {
-        return;
-    }
-    let p = &all[pick % all.len()];
-    match with {
-        Some(new) => {
-            if let Some(slot) = v.pointer_mut(p) {
-                *slot = new;
-            }
-        }
-        None => {
-            let (parent, last) = p.rsplit_once('/').unwrap();
-            let last = last.replace("~1", "/").replace("~0", "~");
-            match v.pointer_mut(parent) {
-                Some(Value::Object(m)) => {
-                    m.shift_remove(&last);
-                }
-                Some(Value::Array(a)) => {
-                    if let Ok(i) = last.parse::<usize>()
-                        && i < a.len()
-                    {
-                        a.remove(i);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    common::arb_json(vec![
+        json!("1"),
+        json!("https://grafana.example.com/x.png"),
+        json!({"B": 1.5}),
+        json!("firing"),
+        json!("resolved"),
+        json!("0001-01-01T00:00:00Z"),
+    ])
 }
 
 fn check_never_panics(body: &[u8]) -> Result<(), TestCaseError> {
-    let is_object = matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(_)));
-    if let Err(e) = grafana::decode(body) {
-        prop_assert!(
-            !is_object || !e.field.is_empty(),
-            "an error about an object names a field: {e}"
-        );
-    }
-    Ok(())
+    common::object_errors_name_a_field(body, grafana::decode(body))
 }
 
 const FIXTURES: [&str; 3] = [
@@ -373,33 +265,13 @@ const FIXTURES: [&str; 3] = [
     "webhook-firing-image.json",
 ];
 
+common::never_panic_properties!(check_never_panics, arb_json(), DIR, FIXTURES);
+
 proptest! {
     #[test]
-    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..256)) {
-        check_never_panics(&body)?;
-    }
-
-    #[test]
-    fn arbitrary_json_never_panics(v in arb_json()) {
-        check_never_panics(&serde_json::to_vec(&v).unwrap())?;
-    }
-
-    #[test]
     fn arbitrary_value_strings_never_panic(s in "[\\[\\]a-z='{}=., 0-9é-]{0,60}") {
-        let mut v = fixture_json("webhook-firing-image.json");
+        let mut v = fixture_json(DIR, "webhook-firing-image.json");
         v["alerts"][0]["valueString"] = json!(s);
-        check_never_panics(&serde_json::to_vec(&v).unwrap())?;
-    }
-
-    #[test]
-    fn mutated_fixtures_never_panic(
-        which in 0..FIXTURES.len(),
-        edits in prop::collection::vec((any::<usize>(), prop::option::of(arb_json())), 1..5),
-    ) {
-        let mut v = fixture_json(FIXTURES[which]);
-        for (pick, with) in edits {
-            mutate(&mut v, pick, with);
-        }
         check_never_panics(&serde_json::to_vec(&v).unwrap())?;
     }
 }

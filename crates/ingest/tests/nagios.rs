@@ -1,6 +1,8 @@
 //! The Nagios family decoder against notifications captured from real Nagios 4.4 and Icinga 2.13
 //! running the snippets of `docs/integrations/snippets/` (see `tests/fixtures/nagios/README.md`).
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -11,13 +13,9 @@ use serde_json::{Value, json};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 
-fn fixture(dir: &str, name: &str) -> Value {
-    let p = format!(
-        "{}/tests/fixtures/{dir}/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
-        .unwrap()
+/// A captured notification, `tests/fixtures/{dir}/{name}.json`.
+fn notification(dir: &str, name: &str) -> Value {
+    common::fixture_json(dir, &format!("{name}.json"))
 }
 
 /// The command line the monitor ran (`pagerbridge send --source K --flag value ...`), as the
@@ -46,7 +44,7 @@ fn env_macros(v: &Value) -> Macros {
 }
 
 fn decode_argv(dir: &str, name: &str) -> Alert {
-    let (kind, m) = argv_macros(&fixture(dir, name));
+    let (kind, m) = argv_macros(&notification(dir, name));
     nagios::decode_macros(kind, &m).unwrap()
 }
 
@@ -287,7 +285,7 @@ fn icinga2_notification_types_as_icinga_passes_them() {
     assert_eq!(ack.comment.as_deref(), Some("Looking into it, see INC-42"));
     // The long date Icinga 2 writes has a numeric zone: it is the notification time when TIMET
     // is missing.
-    let (kind, mut m) = argv_macros(&fixture("icinga2", "service_acknowledgement"));
+    let (kind, mut m) = argv_macros(&notification("icinga2", "service_acknowledgement"));
     m.remove("TIMET");
     let a = nagios::decode_macros(kind, &m).unwrap();
     assert_eq!(a.occurred_at, ts(1_795_248_918));
@@ -341,7 +339,7 @@ fn environment_form_agrees_with_the_command_line() {
         "host_acknowledgement",
         "host_recovery",
     ] {
-        let v = fixture("nagios", name);
+        let v = notification("nagios", name);
         let (kind, m) = argv_macros(&v);
         let mut from_argv = nagios::decode_macros(kind, &m).unwrap();
         let mut from_env = nagios::decode_macros(SourceKind::Nagios, &env_macros(&v)).unwrap();
@@ -358,7 +356,7 @@ fn environment_form_agrees_with_the_command_line() {
 
 #[test]
 fn environment_and_macro_forms_give_the_same_alert() {
-    let (kind, m) = argv_macros(&fixture("nagios", "service_problem"));
+    let (kind, m) = argv_macros(&notification("nagios", "service_problem"));
     let direct = nagios::decode_macros(kind, &m).unwrap();
     for prefix in nagios::ENV_PREFIXES {
         let mut env: Vec<(String, String)> = m
@@ -395,7 +393,7 @@ fn environment_ignores_unrelated_variables_and_empty_duplicates() {
 
 #[test]
 fn json_form_gives_the_same_alert() {
-    let (kind, m) = argv_macros(&fixture("icinga2", "service_acknowledgement"));
+    let (kind, m) = argv_macros(&notification("icinga2", "service_acknowledgement"));
     let direct = nagios::decode_macros(kind, &m).unwrap();
     let mut obj = serde_json::Map::new();
     for (k, v) in &m {
@@ -616,7 +614,6 @@ fn flags_map_to_service_or_host_macros() {
 /// files exactly as they are.
 #[test]
 fn integration_docs_include_their_snippets_verbatim() {
-    let docs = format!("{}/../../docs/integrations", env!("CARGO_MANIFEST_DIR"));
     let pages = [
         ("icinga2.md", &["icinga2.conf"][..]),
         ("nagios.md", &["nagios.conf"][..]),
@@ -633,30 +630,18 @@ fn integration_docs_include_their_snippets_verbatim() {
         ),
     ];
     for (page, snippets) in pages {
-        let text = std::fs::read_to_string(format!("{docs}/{page}"))
-            .unwrap_or_else(|e| panic!("{page}: {e}"));
-        for snippet in snippets {
-            let file = std::fs::read_to_string(format!("{docs}/snippets/{snippet}"))
-                .unwrap_or_else(|e| panic!("{snippet}: {e}"));
-            assert!(
-                text.contains(&file),
-                "docs/integrations/{page} does not include snippets/{snippet} verbatim"
-            );
-        }
+        common::assert_page_shows_snippets(page, snippets);
     }
 }
 
 fn fixture_names(dir: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(format!(
-        "{}/tests/fixtures/{dir}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-    .filter_map(|e| {
-        let p = e.unwrap().path();
-        (p.extension()? == "json").then(|| p.file_stem().unwrap().to_str().unwrap().to_owned())
-    })
-    .collect();
+    let mut names: Vec<String> = std::fs::read_dir(common::fixture_dir(dir))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "json").then(|| p.file_stem().unwrap().to_str().unwrap().to_owned())
+        })
+        .collect();
     names.sort();
     names
 }
@@ -677,7 +662,7 @@ fn all_fixture_macros() -> Vec<(SourceKind, Macros)> {
     let mut out = Vec::new();
     for dir in ["nagios", "icinga2"] {
         for name in fixture_names(dir) {
-            out.push(argv_macros(&fixture(dir, &name)));
+            out.push(argv_macros(&notification(dir, &name)));
         }
     }
     out

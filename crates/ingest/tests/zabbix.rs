@@ -2,6 +2,9 @@
 //! by running the media type's own script (`node contrib/zabbix/selftest.js`) on constructed
 //! macro values: the script is real, the Zabbix around it is a stand-in.
 
+mod common;
+
+use common::{Edit, fixture, fixture_json, labels};
 use jiff::Timestamp;
 use pagerbridge_ingest::zabbix;
 use pagerbridge_ingest::{Alert, AlertState, MonitorRef, SourceKind};
@@ -9,17 +12,7 @@ use pagerduty::events::{Link, Severity};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn body(name: &str) -> Vec<u8> {
-    let p = format!(
-        "{}/tests/fixtures/zabbix/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-}
-
-fn fixture_value(name: &str) -> Value {
-    serde_json::from_slice(&body(name)).unwrap()
-}
+const DIR: &str = "zabbix";
 
 fn decode_one(body: &[u8]) -> Alert {
     let mut alerts = zabbix::decode(body).unwrap();
@@ -33,7 +26,7 @@ fn decode_value(v: &Value) -> Result<Vec<Alert>, pagerbridge_ingest::DecodeError
 
 #[test]
 fn problem_decodes_exactly() {
-    let a = decode_one(&body("problem"));
+    let a = decode_one(&fixture(DIR, "problem.json"));
     assert_eq!(a.source, SourceKind::Zabbix);
     assert_eq!(a.state, AlertState::Problem);
     assert_eq!(a.status.as_deref(), Some("High"));
@@ -47,14 +40,11 @@ fn problem_decodes_exactly() {
     );
     assert_eq!(
         a.entity.labels,
-        [
+        labels(&[
             ("class", "os"),
             ("component", "cpu,load"),
             ("scope", "performance")
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+        ])
     );
     assert_eq!(
         a.monitor_ref,
@@ -127,7 +117,7 @@ fn problem_decodes_exactly() {
 
 #[test]
 fn acknowledgement_update_carries_user_and_message() {
-    let a = decode_one(&body("update_acknowledge"));
+    let a = decode_one(&fixture(DIR, "update_acknowledge.json"));
     assert_eq!(a.state, AlertState::Acknowledgement);
     assert_eq!(a.author.as_deref(), Some("Alice Admin (alice)"));
     assert_eq!(a.comment.as_deref(), Some("Looking into it, see INC-42"));
@@ -146,7 +136,7 @@ fn acknowledgement_update_carries_user_and_message() {
 
 #[test]
 fn other_updates_are_information() {
-    let a = decode_one(&body("update_comment"));
+    let a = decode_one(&fixture(DIR, "update_comment.json"));
     assert_eq!(a.state, AlertState::Custom);
     assert_eq!(a.author.as_deref(), Some("Bob Ops (bob)"));
     assert_eq!(
@@ -160,13 +150,13 @@ fn other_updates_are_information() {
         ("commented, acknowledged", AlertState::Acknowledgement),
         ("Acknowledged", AlertState::Acknowledgement),
     ] {
-        let mut v = fixture_value("update_comment");
+        let mut v = fixture_json(DIR, "update_comment.json");
         v["event"]["update"]["action"] = json!(action);
         assert_eq!(decode_value(&v).unwrap()[0].state, state, "{action}");
     }
     // Without the action text, the acknowledgement status decides (as Zabbix's own media
     // type does).
-    let mut v = fixture_value("update_acknowledge");
+    let mut v = fixture_json(DIR, "update_acknowledge.json");
     v["event"]["update"]["action"] = json!("");
     assert_eq!(
         decode_value(&v).unwrap()[0].state,
@@ -178,7 +168,7 @@ fn other_updates_are_information() {
 
 #[test]
 fn recovery_carries_the_problem_event_id() {
-    let a = decode_one(&body("recovery"));
+    let a = decode_one(&fixture(DIR, "recovery.json"));
     assert_eq!(a.state, AlertState::Recovery);
     assert_eq!(a.dedup_hint, "5021");
     assert_eq!(
@@ -198,13 +188,13 @@ fn recovery_carries_the_problem_event_id() {
 #[test]
 fn one_problem_keeps_one_dedup_hint() {
     let hints: Vec<String> = [
-        "problem",
-        "update_acknowledge",
-        "update_comment",
-        "recovery",
+        "problem.json",
+        "update_acknowledge.json",
+        "update_comment.json",
+        "recovery.json",
     ]
     .into_iter()
-    .map(|n| decode_one(&body(n)).dedup_hint)
+    .map(|n| decode_one(&fixture(DIR, n)).dedup_hint)
     .collect();
     assert_eq!(hints, vec!["5021"; 4]);
 }
@@ -220,7 +210,7 @@ fn every_nseverity_maps_to_its_pagerduty_severity() {
         ("5", "Disaster", Severity::Critical),
     ];
     for (n, name, severity) in cases {
-        let mut v = fixture_value("problem");
+        let mut v = fixture_json(DIR, "problem.json");
         v["event"]["nseverity"] = json!(n);
         v["event"]["severity"] = json!("");
         let a = &decode_value(&v).unwrap()[0];
@@ -228,7 +218,7 @@ fn every_nseverity_maps_to_its_pagerduty_severity() {
         assert_eq!(a.status.as_deref(), Some(name), "{n}");
     }
     // A renamed severity keeps its name as the status; the number decides the severity.
-    let mut v = fixture_value("problem");
+    let mut v = fixture_json(DIR, "problem.json");
     v["event"]["severity"] = json!("Sev-1");
     v["event"]["nseverity"] = json!(5);
     let a = &decode_value(&v).unwrap()[0];
@@ -267,22 +257,22 @@ fn unresolved_macros_and_text_tags_are_understood() {
 
 #[test]
 fn arrays_of_notifications_decode_in_order() {
-    let v = json!([fixture_value("problem"), fixture_value("recovery")]);
+    let v = json!([
+        fixture_json(DIR, "problem.json"),
+        fixture_json(DIR, "recovery.json")
+    ]);
     let alerts = decode_value(&v).unwrap();
     assert_eq!(
         alerts.iter().map(|a| a.state).collect::<Vec<_>>(),
         [AlertState::Problem, AlertState::Recovery]
     );
-    let e = decode_value(&json!([fixture_value("problem"), 3])).unwrap_err();
+    let e = decode_value(&json!([fixture_json(DIR, "problem.json"), 3])).unwrap_err();
     assert_eq!(e.field, "[1]");
 }
 
-/// A change to a fixture that makes it invalid.
-type Mutation = Box<dyn Fn(&mut Value)>;
-
 #[test]
 fn errors_name_the_field() {
-    let cases: [(&str, Mutation); 9] = [
+    let cases: [(&str, Edit); 9] = [
         (
             "event",
             Box::new(|v| drop(v.as_object_mut().unwrap().remove("event"))),
@@ -312,7 +302,7 @@ fn errors_name_the_field() {
         ("sent_at", Box::new(|v| v["sent_at"] = json!("soon"))),
     ];
     for (field, mutate) in cases {
-        let mut v = fixture_value("problem");
+        let mut v = fixture_json(DIR, "problem.json");
         mutate(&mut v);
         let e = decode_value(&v).unwrap_err();
         assert_eq!(e.field, field, "{e}");
@@ -321,24 +311,15 @@ fn errors_name_the_field() {
     assert!(zabbix::decode(b"{").is_err());
 }
 
+const SELFTEST: &str = "contrib/zabbix/selftest.js";
+
 /// Runs the shipped media type's script under node with a stand-in Zabbix, when node is
 /// installed: the fixtures must be what the script builds today.
 #[test]
 fn media_type_script_still_builds_the_fixtures() {
-    let root = format!("{}/../..", env!("CARGO_MANIFEST_DIR"));
-    let Ok(out) = std::process::Command::new("node")
-        .arg(format!("{root}/contrib/zabbix/selftest.js"))
-        .output()
-    else {
-        eprintln!("node is not installed: skipped");
+    let Some(runs) = common::script_json("node", SELFTEST) else {
         return;
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
     for run in runs.as_array().unwrap() {
         let name = run["name"].as_str().unwrap();
         assert_eq!(run["result"], "OK", "{name}: {run}");
@@ -348,17 +329,13 @@ fn media_type_script_still_builds_the_fixtures() {
             json!(["Content-Type: application/json"])
         );
         let mut built = request["body"].clone();
-        let mut expected = fixture_value(name);
+        let mut expected = fixture_json(DIR, &format!("{name}.json"));
         built.as_object_mut().unwrap().remove("sent_at");
         expected.as_object_mut().unwrap().remove("sent_at");
         assert_eq!(built, expected, "{name}");
     }
     // A failed delivery must fail the notification, so Zabbix retries it.
-    let out = std::process::Command::new("node")
-        .arg(format!("{root}/contrib/zabbix/selftest.js"))
-        .args(["--status", "503"])
-        .output()
-        .unwrap();
+    let out = common::run_script("node", SELFTEST, &["--status", "503"]).unwrap();
     let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
     for run in runs.as_array().unwrap() {
         assert!(run["error"].as_str().unwrap().contains("HTTP 503"), "{run}");
@@ -377,11 +354,7 @@ fn mutate(v: &mut Value, path: &[String], op: u8, junk: &Value) {
         }
     }
     if let Some(obj) = cur.as_object_mut() {
-        if op == 0 {
-            obj.remove(last);
-        } else {
-            obj.insert(last.clone(), junk.clone());
-        }
+        common::remove_or_replace(obj, last, (op != 0).then_some(junk));
     }
 }
 
@@ -410,7 +383,7 @@ proptest! {
         edits in proptest::collection::vec((0usize..200, 0u8..2, 0usize..7), 1..5),
     ) {
         let name = ["problem", "update_acknowledge", "update_comment", "recovery"][pick];
-        let mut v = fixture_value(name);
+        let mut v = fixture_json(DIR, &format!("{name}.json"));
         let junks = [json!(null), json!(7), json!(-1.5), json!(true), json!([1, "a"]), json!({"x": 1}), json!("{EVENT.ID}")];
         for (at, op, junk) in edits {
             let mut paths = Vec::new();

@@ -4,8 +4,11 @@
 //! and the shapes of Zenoss' JSON API (`{"text": ..., "uid": ...}` objects, state names, local
 //! time text).
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::{fixture, fixture_json};
 use jiff::Timestamp;
 use pagerbridge_ingest::zenoss;
 use pagerbridge_ingest::{Alert, AlertState, MonitorRef, SourceKind};
@@ -16,31 +19,21 @@ use serde_json::{Value, json};
 const EVID: &str = "0242ac11-0002-8a3d-11ef-a6c1f3b2d9e4";
 const KEY: &str = "ZENOSSDBTEAMKEY00000000000000001";
 
-fn body(name: &str) -> Vec<u8> {
-    let p = format!(
-        "{}/tests/fixtures/zenoss/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-}
-
-fn fixture_value(name: &str) -> Value {
-    serde_json::from_slice(&body(name)).unwrap()
-}
+const DIR: &str = "zenoss";
 
 fn decode_one(name: &str) -> Alert {
-    let mut alerts = zenoss::decode(&body(name)).unwrap();
+    let mut alerts = zenoss::decode(&fixture(DIR, name)).unwrap();
     assert_eq!(alerts.len(), 1);
     alerts.remove(0)
 }
 
 fn fields(name: &str) -> BTreeMap<String, String> {
-    serde_json::from_slice(&body(name)).unwrap()
+    serde_json::from_slice(&fixture(DIR, name)).unwrap()
 }
 
 #[test]
 fn critical_event_decodes_exactly() {
-    let a = decode_one("event-critical");
+    let a = decode_one("event-critical.json");
     assert_eq!(a.source, SourceKind::Zenoss);
     assert_eq!(a.state, AlertState::Problem);
     assert_eq!(a.status.as_deref(), Some("Critical"));
@@ -92,7 +85,7 @@ fn critical_event_decodes_exactly() {
 
 #[test]
 fn acknowledged_event_is_an_acknowledgement_by_its_owner() {
-    let a = decode_one("event-acknowledged");
+    let a = decode_one("event-acknowledged.json");
     assert_eq!(a.state, AlertState::Acknowledgement);
     assert_eq!(a.author.as_deref(), Some("alice"));
     assert_eq!(a.details["ownerid"], json!("alice"));
@@ -102,14 +95,14 @@ fn acknowledged_event_is_an_acknowledgement_by_its_owner() {
 
 #[test]
 fn cleared_and_clear_events_are_recoveries() {
-    let cleared = decode_one("event-cleared");
+    let cleared = decode_one("event-cleared.json");
     assert_eq!(cleared.state, AlertState::Recovery);
     assert_eq!(cleared.dedup_hint, EVID, "the cleared event keeps its evid");
     assert_eq!(
         cleared.details["clearid"],
         json!("0242ac11-0002-8a3d-11ef-a6c1f3b2e001")
     );
-    let clear = decode_one("event-clear");
+    let clear = decode_one("event-clear.json");
     assert_eq!(clear.state, AlertState::Recovery);
     assert_eq!(clear.status.as_deref(), Some("Clear"));
     assert_eq!(clear.severity, None);
@@ -121,10 +114,14 @@ fn cleared_and_clear_events_are_recoveries() {
 
 #[test]
 fn problem_acknowledgement_and_clearing_share_the_evid() {
-    let hints: Vec<String> = ["event-critical", "event-acknowledged", "event-cleared"]
-        .into_iter()
-        .map(|n| decode_one(n).dedup_hint)
-        .collect();
+    let hints: Vec<String> = [
+        "event-critical.json",
+        "event-acknowledged.json",
+        "event-cleared.json",
+    ]
+    .into_iter()
+    .map(|n| decode_one(n).dedup_hint)
+    .collect();
     assert_eq!(hints, vec![EVID; 3]);
 }
 
@@ -140,7 +137,7 @@ fn every_severity_and_state() {
     ];
     for (n, name, severity, state) in severities {
         for given in [json!(n), json!(n.to_string()), json!(name.to_lowercase())] {
-            let mut v = fixture_value("event-critical");
+            let mut v = fixture_json(DIR, "event-critical.json");
             v["severity"] = given.clone();
             let a = &zenoss::decode(&serde_json::to_vec(&v).unwrap()).unwrap()[0];
             assert_eq!(a.status.as_deref(), Some(name), "{given}");
@@ -158,7 +155,7 @@ fn every_severity_and_state() {
         (6, AlertState::Recovery),
     ];
     for (n, state) in states {
-        let mut v = fixture_value("event-critical");
+        let mut v = fixture_json(DIR, "event-critical.json");
         v["eventState"] = json!(n);
         let a = &zenoss::decode(&serde_json::to_vec(&v).unwrap()).unwrap()[0];
         assert_eq!(a.state, state, "{n}");
@@ -167,7 +164,7 @@ fn every_severity_and_state() {
 
 #[test]
 fn json_api_shapes_are_understood() {
-    let alerts = zenoss::decode(&body("jsonapi-events")).unwrap();
+    let alerts = zenoss::decode(&fixture(DIR, "jsonapi-events.json")).unwrap();
     assert_eq!(alerts.len(), 2);
     let a = &alerts[0];
     assert_eq!(a.entity.host.as_deref(), Some("web1.example.com"));
@@ -202,7 +199,7 @@ fn json_api_shapes_are_understood() {
 
 #[test]
 fn command_fields_give_the_same_alert_as_json() {
-    let from_fields = zenoss::decode_fields(&fields("command-fields")).unwrap();
+    let from_fields = zenoss::decode_fields(&fields("command-fields.json")).unwrap();
     assert_eq!(from_fields.state, AlertState::Problem);
     assert_eq!(from_fields.dedup_hint, EVID);
     assert_eq!(from_fields.routing_key.as_deref(), Some(KEY));
@@ -210,13 +207,13 @@ fn command_fields_give_the_same_alert_as_json() {
         from_fields.started_at,
         Some(Timestamp::new(1_795_248_600, 125_000_000).unwrap())
     );
-    let from_json = decode_one("event-critical");
+    let from_json = decode_one("event-critical.json");
     assert_eq!(from_fields.summary, from_json.summary);
     assert_eq!(from_fields.entity, from_json.entity);
     assert_eq!(from_fields.monitor_ref, from_json.monitor_ref);
     assert_eq!(from_fields.severity, from_json.severity);
     // The clear command repeats the event's fields and adds eventState=Cleared.
-    let mut clear = fields("command-fields");
+    let mut clear = fields("command-fields.json");
     clear.insert("eventState".into(), "Cleared".into());
     assert_eq!(
         zenoss::decode_fields(&clear).unwrap().state,
@@ -236,7 +233,7 @@ fn command_fields_give_the_same_alert_as_json() {
 
 #[test]
 fn zep_milliseconds_are_understood() {
-    let mut v = fixture_value("event-critical");
+    let mut v = fixture_json(DIR, "event-critical.json");
     v["firstTime"] = json!(1_795_248_600_125_u64);
     let a = &zenoss::decode(&serde_json::to_vec(&v).unwrap()).unwrap()[0];
     assert_eq!(
@@ -301,7 +298,7 @@ proptest! {
         edits in proptest::collection::vec((0usize..40, 0u8..2, 0usize..9), 1..6),
     ) {
         let name = ["event-critical", "event-acknowledged", "event-cleared", "event-clear"][pick];
-        let mut v = fixture_value(name);
+        let mut v = fixture_json(DIR, &format!("{name}.json"));
         let junks = [json!(null), json!(7), json!(-1), json!(2.5), json!(true), json!(""), json!("Warning"), json!([1]), json!({"text": 3})];
         for (key, op, junk) in edits {
             let obj = v.as_object_mut().unwrap();
@@ -309,12 +306,8 @@ proptest! {
             if keys.is_empty() {
                 break;
             }
-            let k = keys[key % keys.len()].clone();
-            if op == 0 {
-                obj.remove(&k);
-            } else {
-                obj.insert(k, junks[junk].clone());
-            }
+            let k = &keys[key % keys.len()];
+            common::remove_or_replace(obj, k, (op != 0).then_some(&junks[junk]));
         }
         match zenoss::decode(&serde_json::to_vec(&v).unwrap()) {
             Ok(alerts) => prop_assert_eq!(alerts.len(), 1),

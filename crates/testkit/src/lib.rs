@@ -5,6 +5,9 @@
 //!   contract forbids.
 //! - [`Recorder`]: an HTTP server on 127.0.0.1 that records what it receives and answers what
 //!   the test tells it to; for exact request shapes, proxies and webhook receivers.
+//! - [`debian`]: Debian packages a test needs, installed or loudly skipped.
+
+pub mod debian;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
