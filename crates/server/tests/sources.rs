@@ -441,3 +441,100 @@ async fn every_accepted_alert_is_in_the_outbox_even_while_pagerduty_is_down() {
     assert!(stored.iter().all(|r| r.source == "source am"));
     d.stop().await;
 }
+
+/// A small deterministic generator: the same mangled bodies on every run, no dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Damages a body: flips, deletes or duplicates a few bytes, or cuts it short.
+fn mangle(body: &[u8], rng: &mut XorShift) -> Vec<u8> {
+    let mut b = body.to_vec();
+    for _ in 0..=rng.below(4) {
+        if b.is_empty() {
+            break;
+        }
+        let i = rng.below(b.len());
+        match rng.below(4) {
+            0 => b[i] = rng.next() as u8,
+            1 => {
+                b.remove(i);
+            }
+            2 => {
+                let chunk: Vec<u8> = b[i..(i + 8).min(b.len())].to_vec();
+                b.splice(i..i, chunk);
+            }
+            _ => b.truncate(i),
+        }
+    }
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn damaged_payloads_get_an_answer_never_a_server_error() {
+    let opts = Opts {
+        extra: routing_default()
+            + "[[sources]]\nname = \"am\"\nkind = \"alertmanager\"\n\
+               [[sources]]\nname = \"grafana\"\nkind = \"grafana\"\n\
+               [[sources]]\nname = \"guance\"\nkind = \"guance\"\n\
+               [[sources]]\nname = \"zabbix\"\nkind = \"zabbix\"\n\
+               [[sources]]\nname = \"zenoss\"\nkind = \"zenoss\"\n\
+               [[sources]]\nname = \"centreon\"\nkind = \"centreon_broker\"\n",
+        ..Opts::default()
+    };
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut d = Daemon::start_at(&closed, tempfile::tempdir().unwrap(), "data", opts).await;
+    let cases = [
+        ("/ingest/am", "alertmanager/webhook-v4-group.json"),
+        ("/ingest/grafana", "grafana/webhook-firing.json"),
+        ("/ingest/guance", "guance/monitor-webhook-critical.json"),
+        ("/ingest/zabbix", "zabbix/problem.json"),
+        ("/ingest/zenoss", "zenoss/event-critical.json"),
+        ("/ingest/centreon", "centreon_broker/batch-1.json"),
+    ];
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut accepted_events = 0u64;
+    let mut statuses = std::collections::BTreeMap::new();
+    for (route, file) in cases {
+        let body = fixture(file);
+        for _ in 0..150 {
+            let damaged = mangle(&body, &mut rng);
+            let a = post(&d, route, damaged.clone(), &[]).await;
+            *statuses.entry(a.status).or_insert(0) += 1;
+            match a.status {
+                202 => accepted_events += a.body["events"].as_u64().unwrap(),
+                400 => assert!(
+                    a.body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "{route}: a 400 says why: {}",
+                    a.body
+                ),
+                other => panic!(
+                    "{route} answered {other} to {:?}: {}",
+                    String::from_utf8_lossy(&damaged),
+                    a.body
+                ),
+            }
+        }
+    }
+    assert!(
+        statuses.get(&400).copied().unwrap_or(0) > 100,
+        "{statuses:?}"
+    );
+    // What was accepted is all there: PagerDuty is unreachable, so nothing left the outbox.
+    let stored = all_records(d.store().as_ref()).await.len() as u64;
+    assert_eq!(stored, accepted_events, "{statuses:?}");
+    d.stop().await;
+}
