@@ -45,8 +45,18 @@ pub fn main(args: Args) -> ExitCode {
             } else {
                 "no default routing key (alerts need a rule or a payload that names one)"
             };
+            let sources = if c.sources.is_empty() {
+                "no sources".to_owned()
+            } else {
+                let routes: Vec<String> = c
+                    .sources
+                    .iter()
+                    .map(|s| format!("{} {} at {}", s.kind, s.name, s.route()))
+                    .collect();
+                format!("sources: {}", routes.join(", "))
+            };
             println!(
-                "{}: valid: {} rule{}, {key}; data in {}; PagerDuty events at {}",
+                "{}: valid: {} rule{}, {key}; {sources}; data in {}; PagerDuty events at {}",
                 config.display(),
                 c.rules.len(),
                 if c.rules.len() == 1 { "" } else { "s" },

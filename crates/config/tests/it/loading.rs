@@ -57,6 +57,25 @@ fn the_example_file_loads_with_the_values_written_in_it() {
     assert_eq!(outbox.circuit.failures, 3);
     assert_eq!(outbox.circuit.cooldown.get(), Duration::from_secs(10));
     assert_eq!(outbox.circuit.max_cooldown.get(), Duration::from_secs(300));
+
+    let names: Vec<_> = config.rules.iter().map(|r| r.name.as_deref()).collect();
+    assert_eq!(names, [Some("test hosts"), Some("databases")]);
+    let sources: Vec<_> = config
+        .sources
+        .iter()
+        .map(|s| (s.name.as_str(), s.kind.as_str(), s.route()))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            (
+                "alertmanager",
+                "alertmanager",
+                "/ingest/alertmanager".to_owned()
+            ),
+            ("grafana", "grafana", "/ingest/grafana".to_owned())
+        ]
+    );
 }
 
 #[test]
