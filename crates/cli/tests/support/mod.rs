@@ -87,24 +87,36 @@ impl Drop for Daemon {
 }
 
 pub fn start_daemon(config: &Path) -> Daemon {
+    start_daemon_env(config, &[]).0
+}
+
+/// `start_daemon` with `env` added to the daemon's environment (the secrets its configuration
+/// reads from there); also returns the address it listens on (`http://127.0.0.1:PORT`).
+pub fn start_daemon_env(config: &Path, env: &[(&str, &str)]) -> (Daemon, String) {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
         .env_remove("PAGERBRIDGE_DATA_DIR")
         .env("PAGERBRIDGE_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Killed if it does not say where it listens.
+    let daemon = Daemon(child);
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    BufReader::new(stdout).read_line(&mut first).unwrap();
+    let Some(url) = first.trim().strip_prefix("pagerbridge listening on ") else {
+        panic!("unexpected first line: {first:?}");
+    };
     assert!(
-        first.starts_with("pagerbridge listening on http://"),
+        url.starts_with("http://"),
         "unexpected first line: {first:?}"
     );
-    Daemon(child)
+    let url = url.to_owned();
+    (daemon, url)
 }
 
 pub async fn wait_until<F, Fut>(what: &str, mut check: F)
