@@ -194,7 +194,7 @@ check_for_orphaned_services=0
 check_for_orphaned_hosts=0
 date_format=iso8601
 illegal_object_name_chars=`~!$%^&*|'\"<>?,()=
-# As the stock nagios.cfg: the snippet's double quotes rely on it.
+# As the stock nagios.cfg: the snippet's single quotes rely on it.
 illegal_macro_output_chars=`~$&|'\"<>
 "
     )

@@ -591,12 +591,28 @@ async fn plugin_output_with_shell_metacharacters_arrives_as_the_monitor_passes_i
             assert_eq!(out.code, 0, "{what}, {name}: {}", out.stderr);
             assert_eq!(out.stderr, "", "{what}, {name}");
         }
+        // An acknowledgement comment is typed by a person: the same hostile text there.
+        let mut ack = captured_macros(family, "service_acknowledgement.json");
+        for m in ["SERVICEACKCOMMENT", "NOTIFICATIONCOMMENT"] {
+            ack.insert(m.into(), OUTPUT.into());
+        }
+        let out = notify(family, &commands, &ack, tmp.path(), &config);
+        assert_eq!(out.code, 0, "{what}, acknowledgement: {}", out.stderr);
         assert!(
             !tmp.path().join("pwned").exists(),
-            "{what}: the plugin output ran a command"
+            "{what}: plugin output or a comment ran a command"
         );
-        let records = stored(tmp.path()).await;
-        assert_eq!(records.len(), 2, "{what}");
+        let mut records = stored(tmp.path()).await;
+        assert_eq!(records.len(), 3, "{what}");
+        let ack_event = body(&records.pop().unwrap());
+        // (PagerDuty's acknowledge events carry no payload: the comment's proof is that the
+        // command line survived it.)
+        assert_eq!(ack_event["event_action"], "acknowledge", "{what}");
+        assert_eq!(
+            ack_event["dedup_key"],
+            body(&records[0])["dedup_key"],
+            "{what}"
+        );
         for r in &records {
             let ev = body(r);
             let details = &ev["payload"]["custom_details"];
