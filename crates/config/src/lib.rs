@@ -24,6 +24,7 @@ mod store;
 mod validate;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use pagerbridge_rules::Rules;
 use pagerbridge_rules::spec::{RoutingSpec, RuleSpec};
@@ -66,6 +67,28 @@ pub struct Config {
     /// Empty for `Config::default()`, meaning the current directory.
     #[serde(skip)]
     base_dir: PathBuf,
+    /// The rules as loading compiled them, kept so that the one-shot commands (`send` runs
+    /// once per notification) do not compile them twice.
+    #[serde(skip)]
+    compiled: CompiledRules,
+}
+
+/// Compiled rules with the specification they came from: the fields are public and may be
+/// changed after loading (the demo does), and a stale compilation must not be used.
+#[derive(Clone, Default)]
+struct CompiledRules(Option<(RoutingSpec, Vec<RuleSpec>, Arc<Rules>)>);
+
+impl std::fmt::Debug for CompiledRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompiledRules")
+    }
+}
+
+/// Derived from `routing` and `rules`, which the comparison of configurations already covers.
+impl PartialEq for CompiledRules {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Config {
@@ -121,16 +144,34 @@ impl Config {
         self.pagerduty.validate(v);
         self.outbox.validate(v);
         sources::validate(&mut self.sources, v);
-        if let Err(errors) = Rules::compile(&self.routing, &self.rules) {
-            for e in errors {
-                v.problem(&e.path, e.message);
+        match Rules::compile(&self.routing, &self.rules) {
+            Ok(rules) => {
+                self.compiled = CompiledRules(Some((
+                    self.routing.clone(),
+                    self.rules.clone(),
+                    Arc::new(rules),
+                )));
+            }
+            Err(errors) => {
+                for e in errors {
+                    v.problem(&e.path, e.message);
+                }
             }
         }
     }
 
     /// The rules, compiled. Loading already checked that they compile.
-    pub fn compiled_rules(&self) -> Rules {
-        Rules::compile(&self.routing, &self.rules).unwrap_or_else(|_| Rules::empty())
+    pub fn compiled_rules(&self) -> Arc<Rules> {
+        match &self.compiled.0 {
+            Some((routing, rules, compiled))
+                if *routing == self.routing && *rules == self.rules =>
+            {
+                compiled.clone()
+            }
+            _ => Arc::new(
+                Rules::compile(&self.routing, &self.rules).unwrap_or_else(|_| Rules::empty()),
+            ),
+        }
     }
 
     /// The directory relative paths in the file are relative to (absolute once loaded).

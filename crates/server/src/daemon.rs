@@ -165,7 +165,7 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         stopped.clone(),
     )));
 
-    let rules = Arc::new(config.compiled_rules());
+    let rules = config.compiled_rules();
     let app = Router::new()
         .merge(relay::routes())
         .route("/healthz", get(|| async { "ok\n" }))
