@@ -133,7 +133,7 @@ pub async fn open_at(path: PathBuf, create: Create) -> Result<SqliteStore, OpenE
         Create::No if !path.exists() => return Err(OpenError::Missing(path)),
         Create::No => {}
     }
-    SqliteStore::open(&path)
+    SqliteStore::open_brief(&path)
         .await
         .map_err(|source| OpenError::Store { path, source })
 }

@@ -46,6 +46,13 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 /// Rows deleted per purge transaction, so purging a large backlog never holds the writer long.
 const PURGE_CHUNK: i64 = 5_000;
 
+/// Who opens the database: the daemon, or a short-lived CLI process.
+#[derive(Clone, Copy)]
+enum Use {
+    Daemon,
+    Brief,
+}
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -121,6 +128,20 @@ async fn migrate(writer: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
+        SqliteStore::open_with(path, Use::Daemon).await
+    }
+
+    /// Opens the database for a process that writes a few rows and exits (`pagerbridge send`,
+    /// `event`, one per notification). The first connection to a database nobody else has
+    /// open replays the whole write-ahead log, which the daemon lets grow to SQLite's default
+    /// of 1,000 pages (4 MB) before copying it into the database: with the daemon down, every
+    /// notification would read up to 4 MB before writing one row. Such a process checkpoints
+    /// at 64 pages instead, so the log the next one replays stays small.
+    pub async fn open_brief(path: &Path) -> Result<SqliteStore> {
+        SqliteStore::open_with(path, Use::Brief).await
+    }
+
+    async fn open_with(path: &Path, usage: Use) -> Result<SqliteStore> {
         let base = SqliteConnectOptions::new()
             .filename(path)
             .busy_timeout(Duration::from_secs(10))
@@ -131,6 +152,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .pragma("cache_size", "-8000");
+        let writer_opts = match usage {
+            Use::Daemon => writer_opts,
+            Use::Brief => writer_opts.pragma("wal_autocheckpoint", "64"),
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)

@@ -67,3 +67,35 @@ async fn the_schema_survives_reopening_and_so_does_the_queue() {
     assert_eq!(s.stats().await.unwrap().pending, 1);
     assert!(s.get(ids[0]).await.unwrap().is_some());
 }
+
+/// `pagerbridge send` opens the store once per notification. SQLite replays the whole
+/// write-ahead log when a process opens a database nobody else has open, so a brief open
+/// checkpoints early and keeps the log short; the daemon's default (1,000 pages) would let
+/// 150 notifications grow it past 2 MB.
+#[tokio::test]
+async fn brief_opens_keep_the_write_ahead_log_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    // A second connection stays open, as the daemon's would: closing the last connection
+    // checkpoints and deletes the log, which would hide its growth.
+    let daemon = SqliteStore::open(&path).await.unwrap();
+    for i in 0..150 {
+        let s = SqliteStore::open_brief(&path).await.unwrap();
+        let ev = pagerbridge_store::NewEvent {
+            kind: pagerbridge_store::EventKind::EventsV2,
+            routing_key: "r".into(),
+            dedup_key: Some(format!("k{i}")),
+            action: Some(pagerduty::events::EventAction::Trigger),
+            body: br#"{"payload":{"summary":"disk full"}}"#.to_vec(),
+            source: "test".into(),
+            received_at: jiff::Timestamp::now(),
+        };
+        s.insert(&[ev]).await.unwrap();
+        drop(s);
+    }
+    let wal = std::fs::metadata(dir.path().join("outbox.db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal < 1 << 20, "the log grew to {wal} bytes");
+    assert_eq!(daemon.stats().await.unwrap().pending, 150, "every row kept");
+}
