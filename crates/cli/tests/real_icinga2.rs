@@ -17,9 +17,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use pagerbridge_testkit::TestPd;
-use real::nagios_family::{self, Monitor};
-use real::{Bridge, Proc};
+use real::Proc;
+use real::nagios_family::{self, Monitor, Setup};
 use serde_json::{Value, json};
 
 const HOST: &str = "db1";
@@ -253,17 +252,13 @@ async fn icinga2_problem_reminders_acknowledgement_and_recovery_make_one_inciden
     let Some(program) = real::installed_or_skip("icinga2", &["icinga2"]) else {
         return;
     };
-    let pd = TestPd::start().await;
-    let tmp = real::monitor_dir();
+    let Setup {
+        pd,
+        tmp,
+        bridge,
+        bin,
+    } = Setup::start().await;
     let dir = tmp.path();
-    let bridge = Bridge::start(
-        dir,
-        &real::bridge_config(&pd.url()),
-        Some(real::MONITOR_USER),
-        &[],
-    )
-    .await;
-    let bin = real::binary_for_monitor_user(dir);
     let snippet = nagios_family::snippet("icinga2.conf", &bin, &bridge.config);
     let icinga = match Icinga::start(&program, dir, &snippet).await {
         Ok(i) => i,

@@ -18,9 +18,8 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pagerbridge_testkit::TestPd;
-use real::nagios_family::{self, Monitor};
-use real::{Bridge, Proc};
+use real::Proc;
+use real::nagios_family::{self, Monitor, Setup};
 
 const HOST: &str = "db1";
 const SERVICE: &str = "Disk /";
@@ -251,17 +250,13 @@ async fn nagios_problem_reminders_acknowledgement_and_recovery_make_one_incident
     let Some(program) = real::installed_or_skip("nagios4", &["nagios4-core"]) else {
         return;
     };
-    let pd = TestPd::start().await;
-    let tmp = real::monitor_dir();
+    let Setup {
+        pd,
+        tmp,
+        bridge,
+        bin,
+    } = Setup::start().await;
     let dir = tmp.path();
-    let bridge = Bridge::start(
-        dir,
-        &real::bridge_config(&pd.url()),
-        Some(real::MONITOR_USER),
-        &[],
-    )
-    .await;
-    let bin = real::binary_for_monitor_user(dir);
 
     let snippet = nagios_family::snippet("nagios.conf", &bin, &bridge.config);
     std::fs::write(dir.join("pagerbridge.cfg"), snippet).expect("write pagerbridge.cfg");

@@ -12,6 +12,7 @@
 //! Grafana's unified alerting is an Alertmanager underneath and posts the same alert shape: its
 //! decoder reuses [`WebhookAlert`] from here.
 
+use crate::type_name;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -568,17 +569,6 @@ pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, DecodeErro
             format!("expected a JSON object, got {}", type_name(&other)),
         )),
         Err(e) => Err(DecodeError::new("", format!("not JSON: {e}"))),
-    }
-}
-
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

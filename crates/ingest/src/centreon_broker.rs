@@ -20,6 +20,7 @@
 //! `skip_acknowledged`. Recoveries are never filtered out: a resolve for an incident that was
 //! never opened changes nothing at PagerDuty, a lost one leaves an incident open for ever.
 
+use crate::type_name;
 use jiff::Timestamp;
 use pagerbridge_model::{Alert, AlertState, DecodeError, MonitorRef, SourceKind, parse_perfdata};
 use serde::Deserialize;
@@ -336,16 +337,5 @@ impl Event<'_> {
                     )
                 }),
         }
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

@@ -218,7 +218,7 @@ pub fn decode(body: &[u8], m: &CompiledMapping) -> Result<Vec<Alert>, DecodeErro
             format!(
                 "{} is {}, expected an array",
                 shown(items),
-                crate::alertmanager::type_name(other)
+                crate::type_name(other)
             ),
         )),
     }

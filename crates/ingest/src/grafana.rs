@@ -9,7 +9,8 @@ use pagerbridge_model::{Alert, DecodeError, MonitorRef, SourceKind};
 use pagerduty::events::Image;
 use serde_json::{Map, Value, json};
 
-use crate::alertmanager::{Fields, WebhookAlert, link, non_empty, parse_object, type_name};
+use crate::alertmanager::{Fields, WebhookAlert, link, non_empty, parse_object};
+use crate::type_name;
 
 /// The webhook payload version this decoder reads (absent is accepted too).
 pub const PAYLOAD_VERSION: &str = "1";

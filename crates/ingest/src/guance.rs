@@ -15,7 +15,8 @@ use pagerbridge_model::{Alert, AlertState, DecodeError, Entity, MonitorRef, Sour
 use pagerduty::events::Severity;
 use serde_json::{Map, Value};
 
-use crate::alertmanager::{Fields, non_empty, parse_object, type_name};
+use crate::alertmanager::{Fields, non_empty, parse_object};
+use crate::type_name;
 
 /// `df_status` of a `nodata` event ("the monitored data stopped arriving"): a lost agent or
 /// host is more often an outage than noise, so it pages like an error; a rule can lower it.

@@ -134,3 +134,15 @@ impl Decoder {
         }
     }
 }
+
+/// How a JSON value is named in an error message ("expected a string, got an array").
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

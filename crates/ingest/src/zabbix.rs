@@ -24,6 +24,7 @@
 //! media type maps it: 5 disaster critical, 4 high error, 3 average and 2 warning warning,
 //! 1 information and 0 not classified info.
 
+use crate::type_name;
 use jiff::Timestamp;
 use pagerbridge_model::{Alert, AlertState, DecodeError, MonitorRef, SourceKind};
 use pagerduty::events::{Link, Severity};
@@ -463,15 +464,4 @@ fn is_unresolved_macro(s: &str) -> bool {
         && s[1..s.len() - 1].bytes().all(|b| {
             b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'$' | b'#')
         })
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

@@ -8,6 +8,7 @@
 //! service. A routing key set by an event transform as `evt.pdServiceKey` (the convention of the
 //! community PagerDuty ZenPack) becomes the alert's routing key.
 
+use crate::type_name;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -296,16 +297,5 @@ impl<'a> Fields<'a> {
                 let nanos = ((s - s.trunc()) * 1e9).round() as i32;
                 Timestamp::new(whole, nanos.clamp(0, 999_999_999)).ok()
             }))
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

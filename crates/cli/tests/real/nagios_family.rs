@@ -2,12 +2,46 @@
 //! `pagerbridge send`, and what reaches PagerDuty must be one incident per problem, from the
 //! first notification to the recovery.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pagerbridge_testkit::{DEMO_ROUTING_KEY, TestPd};
 use pagerduty::rest::IncidentStatus;
 
 use super::{Bridge, Incident};
+
+/// What a Nagios-family test starts from: the emulator, a directory the monitor's user can
+/// use, the daemon, and a copy of the binary that user can run.
+pub struct Setup {
+    pub pd: TestPd,
+    pub tmp: tempfile::TempDir,
+    pub bridge: Bridge,
+    pub bin: PathBuf,
+}
+
+impl Setup {
+    pub async fn start() -> Setup {
+        let pd = TestPd::start().await;
+        let tmp = super::monitor_dir();
+        let bridge = Bridge::start(
+            tmp.path(),
+            &super::bridge_config(&pd.url()),
+            Some(super::MONITOR_USER),
+            &[],
+        )
+        .await;
+        let bin = super::binary_for_monitor_user(tmp.path());
+        Setup {
+            pd,
+            tmp,
+            bridge,
+            bin,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+}
 
 /// The snippet `name` running the binary under test with the test's configuration, and
 /// sending to the emulator's routing key.
