@@ -89,6 +89,7 @@ pub fn prepare(
             body,
             source: source.to_owned(),
             received_at: now,
+            origin: None,
         },
         status,
         answer: answer.expect("answers serialise"),

@@ -89,6 +89,7 @@ pub fn events_of(decision: &Decision, source: &str, now: Timestamp) -> Vec<NewEv
                 body: serde_json::to_vec(&r.event).expect("events serialise"),
                 source: source.to_owned(),
                 received_at: now,
+                origin: None,
             })
             .collect(),
     }

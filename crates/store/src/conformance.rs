@@ -77,6 +77,7 @@ fn ev(routing_key: &str, dedup: &str, action: EventAction, at: Timestamp, n: u32
         .into_bytes(),
         source: "conformance".into(),
         received_at: at,
+        origin: None,
     }
 }
 
@@ -727,6 +728,7 @@ pub async fn change_events_have_their_own_lane(s: Arc<dyn Store>) {
         body: br#"{"routing_key":"x","payload":{"summary":"deploy"}}"#.to_vec(),
         source: "conformance".into(),
         received_at: t,
+        origin: None,
     };
     let ids = s
         .insert(&[change.clone(), trig("", t, 1), change])

@@ -13,6 +13,13 @@
 pub mod conformance;
 pub mod group_commit;
 pub mod sqlite;
+pub mod sync;
+pub mod sync_conformance;
+
+pub use sync::{
+    InboxItem, IncidentUpdate, MappedIncident, MonitorState, NewWriteback, Origin, Received,
+    SyncEffects, SyncStore, WritebackOutcome, WritebackRecord, WritebackState,
+};
 
 use std::time::Duration;
 
@@ -89,6 +96,10 @@ pub struct NewEvent {
     /// Where it came from (`http /v2/enqueue`, `cli`, ...), for the operator.
     pub source: String,
     pub received_at: Timestamp,
+    /// The monitor's problem behind an alert event, for the way back: stored in the incident
+    /// map in the same commit. `None` for events that name no monitor (relayed PagerDuty
+    /// events, `pagerbridge event`).
+    pub origin: Option<Origin>,
 }
 
 impl NewEvent {

@@ -34,9 +34,13 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
 use crate::{
-    Claim, EventKind, EventRecord, KeyStats, LaneResult, ListQuery, NewEvent, Outcome, QueueStats,
-    Result, State, Store, StoreError,
+    Claim, EventKind, EventRecord, InboxItem, IncidentUpdate, KeyStats, LaneResult, ListQuery,
+    MappedIncident, NewEvent, NewWriteback, Outcome, QueueStats, Received, Result, State, Store,
+    StoreError, SyncEffects, SyncStore, WritebackOutcome, WritebackRecord, WritebackState,
 };
+
+#[path = "sqlite_sync.rs"]
+mod sync;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -563,6 +567,7 @@ impl Store for SqliteStore {
             b.push(" ON CONFLICT (lane) DO UPDATE SET pending = pending + excluded.pending");
             b.build().execute(&mut *tx).await.map_err(map_err)?;
         }
+        sync::map_origins(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(ids)
     }
@@ -842,6 +847,76 @@ impl Store for SqliteStore {
                 return Ok(total);
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncStore for SqliteStore {
+    async fn receive(
+        &self,
+        origin: &str,
+        external_id: &str,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<Received> {
+        self.sync_receive(origin, external_id, body, now).await
+    }
+
+    async fn inbox_pending(&self, limit: usize) -> Result<Vec<InboxItem>> {
+        self.sync_inbox_pending(limit).await
+    }
+
+    async fn inbox_done(&self, id: i64, effects: &SyncEffects, now: Timestamp) -> Result<()> {
+        self.sync_inbox_done(id, effects, now).await
+    }
+
+    async fn incidents_by_dedup_key(&self, dedup_key: &str) -> Result<Vec<MappedIncident>> {
+        self.sync_incidents_by_dedup_key(dedup_key).await
+    }
+
+    async fn incident_by_id(&self, incident_id: &str) -> Result<Option<MappedIncident>> {
+        self.sync_incident_by_id(incident_id).await
+    }
+
+    async fn list_incidents(&self, open_only: bool, limit: usize) -> Result<Vec<MappedIncident>> {
+        self.sync_list_incidents(open_only, limit).await
+    }
+
+    async fn update_incidents(&self, updates: &[IncidentUpdate]) -> Result<()> {
+        self.sync_update_incidents(updates).await
+    }
+
+    async fn enqueue_writebacks(&self, items: &[NewWriteback]) -> Result<Vec<i64>> {
+        self.sync_enqueue_writebacks(items, Timestamp::now()).await
+    }
+
+    async fn due_writebacks(&self, now: Timestamp, limit: usize) -> Result<Vec<WritebackRecord>> {
+        self.sync_due_writebacks(now, limit).await
+    }
+
+    async fn finish_writeback(
+        &self,
+        id: i64,
+        outcome: &WritebackOutcome,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.sync_finish_writeback(id, outcome, now).await
+    }
+
+    async fn list_writebacks(
+        &self,
+        state: Option<WritebackState>,
+        limit: usize,
+    ) -> Result<Vec<WritebackRecord>> {
+        self.sync_list_writebacks(state, limit).await
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<String>> {
+        self.sync_cursor(name).await
+    }
+
+    async fn set_cursor(&self, name: &str, value: &str, now: Timestamp) -> Result<()> {
+        self.sync_set_cursor(name, value, now).await
     }
 }
 

@@ -60,6 +60,7 @@ async fn the_schema_survives_reopening_and_so_does_the_queue() {
         body: b"{}".to_vec(),
         source: "test".into(),
         received_at: jiff::Timestamp::now(),
+        origin: None,
     };
     let ids = s.insert(&[ev]).await.unwrap();
     s.close().await;
@@ -89,6 +90,7 @@ async fn brief_opens_keep_the_write_ahead_log_short() {
             body: br#"{"payload":{"summary":"disk full"}}"#.to_vec(),
             source: "test".into(),
             received_at: jiff::Timestamp::now(),
+            origin: None,
         };
         s.insert(&[ev]).await.unwrap();
         drop(s);
@@ -98,4 +100,13 @@ async fn brief_opens_keep_the_write_ahead_log_short() {
         .len();
     assert!(wal < 1 << 20, "the log grew to {wal} bytes");
     assert_eq!(daemon.stats().await.unwrap().pending, 150, "every row kept");
+}
+
+async fn fresh_sqlite() -> Arc<SqliteStore> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    Arc::new(SqliteStore::open(&dir.join("outbox.db")).await.unwrap())
+}
+
+mod sync {
+    pagerbridge_store::sync_conformance_tests!(super::fresh_sqlite());
 }

@@ -1,0 +1,448 @@
+//! The SQLite side of the way back: the incident map, the inbox, write-backs, cursors.
+//! A child of `sqlite` so it shares the store's connections and helpers.
+
+use jiff::Timestamp;
+use pagerduty::events::EventAction;
+use serde_json::Value;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use super::{SqliteStore, map_err, ms, ts};
+use crate::sync::{
+    InboxItem, IncidentUpdate, MappedIncident, MonitorState, NewWriteback, Received, SyncEffects,
+    WritebackOutcome, WritebackRecord, WritebackState,
+};
+use crate::{EventKind, NewEvent, Result, StoreError};
+
+fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+fn parse_json(s: Option<String>) -> Option<Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+/// Writes the incident-map rows of the alert events among `events`, in the caller's
+/// transaction (the one storing the events).
+pub(super) async fn map_origins(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: &[NewEvent],
+) -> Result<()> {
+    for ev in events {
+        let (Some(origin), Some(dedup_key), Some(action)) = (&ev.origin, &ev.dedup_key, ev.action)
+        else {
+            continue;
+        };
+        if ev.kind == EventKind::Change {
+            continue;
+        }
+        let state = match action {
+            EventAction::Trigger => MonitorState::Problem,
+            EventAction::Acknowledge => MonitorState::Acknowledged,
+            EventAction::Resolve => MonitorState::Recovered,
+        };
+        let at = ms(ev.received_at);
+        // A trigger after a recovery, or after PagerDuty resolved the incident, is a new
+        // problem: PagerDuty opens a new incident for it, so what was known of the old one
+        // (its id, status, memo) no longer applies.
+        sqlx::query(
+            "INSERT INTO incidents (routing_key, dedup_key, source, monitor_ref, problem_id, \
+               problem_started_at, monitor_state, monitor_changed_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8) \
+             ON CONFLICT (routing_key, dedup_key) DO UPDATE SET \
+               source = excluded.source, \
+               monitor_ref = excluded.monitor_ref, \
+               problem_id = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
+                   OR pd_status = 'resolved') THEN excluded.problem_id \
+                   ELSE COALESCE(problem_id, excluded.problem_id) END, \
+               problem_started_at = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
+                   OR pd_status = 'resolved') THEN excluded.problem_started_at \
+                   ELSE COALESCE(problem_started_at, excluded.problem_started_at) END, \
+               incident_id = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
+                   OR pd_status = 'resolved') THEN NULL ELSE incident_id END, \
+               incident_url = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
+                   OR pd_status = 'resolved') THEN NULL ELSE incident_url END, \
+               memo = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
+                   OR pd_status = 'resolved') THEN NULL ELSE memo END, \
+               pd_status = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
+                   OR pd_status = 'resolved') THEN NULL ELSE pd_status END, \
+               pd_changed_at = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
+                   OR pd_status = 'resolved') THEN NULL ELSE pd_changed_at END, \
+               monitor_state = CASE WHEN ?7 = 'problem' AND monitor_state = 'acknowledged' \
+                   AND pd_status IS NOT 'resolved' THEN 'acknowledged' ELSE ?7 END, \
+               monitor_changed_at = ?8, \
+               updated_at = ?8",
+        )
+        .bind(&ev.routing_key)
+        .bind(dedup_key)
+        .bind(&origin.source)
+        .bind(json_text(&origin.monitor_ref))
+        .bind(origin.problem_id.as_deref())
+        .bind(origin.started_at.map(ms))
+        .bind(state.as_str())
+        .bind(at)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+const INCIDENT_COLUMNS: &str = "routing_key, dedup_key, source, monitor_ref, problem_id, \
+    problem_started_at, monitor_state, monitor_changed_at, incident_id, incident_url, \
+    service_id, pd_status, pd_changed_at, memo, created_at, updated_at";
+
+fn incident(row: &SqliteRow) -> Result<MappedIncident> {
+    let state: String = row.get("monitor_state");
+    Ok(MappedIncident {
+        routing_key: row.get("routing_key"),
+        dedup_key: row.get("dedup_key"),
+        source: row.get("source"),
+        monitor_ref: parse_json(row.get("monitor_ref")).unwrap_or(Value::Null),
+        problem_id: row.get("problem_id"),
+        problem_started_at: row.get::<Option<i64>, _>("problem_started_at").map(ts),
+        monitor_state: MonitorState::parse(&state).ok_or_else(|| {
+            StoreError::Other(format!("unknown monitor state {state:?} in the database"))
+        })?,
+        monitor_changed_at: ts(row.get("monitor_changed_at")),
+        incident_id: row.get("incident_id"),
+        incident_url: row.get("incident_url"),
+        service_id: row.get("service_id"),
+        pd_status: row.get("pd_status"),
+        pd_changed_at: row.get::<Option<i64>, _>("pd_changed_at").map(ts),
+        memo: parse_json(row.get("memo")),
+        created_at: ts(row.get("created_at")),
+        updated_at: ts(row.get("updated_at")),
+    })
+}
+
+const WRITEBACK_COLUMNS: &str = "id, monitor, routing_key, dedup_key, change, state, attempts, \
+    next_attempt_at, last_error, detail, created_at, finished_at";
+
+fn writeback(row: &SqliteRow) -> Result<WritebackRecord> {
+    let state: String = row.get("state");
+    Ok(WritebackRecord {
+        id: row.get("id"),
+        monitor: row.get("monitor"),
+        routing_key: row.get("routing_key"),
+        dedup_key: row.get("dedup_key"),
+        change: parse_json(row.get("change")).unwrap_or(Value::Null),
+        state: WritebackState::parse(&state).ok_or_else(|| {
+            StoreError::Other(format!(
+                "unknown write-back state {state:?} in the database"
+            ))
+        })?,
+        attempts: row.get::<i64, _>("attempts") as u32,
+        next_attempt_at: ts(row.get("next_attempt_at")),
+        last_error: row.get("last_error"),
+        detail: row.get("detail"),
+        created_at: ts(row.get("created_at")),
+        finished_at: row.get::<Option<i64>, _>("finished_at").map(ts),
+    })
+}
+
+async fn update_incidents_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    updates: &[IncidentUpdate],
+) -> Result<()> {
+    for u in updates {
+        sqlx::query(
+            "UPDATE incidents SET incident_id = ?3, \
+               incident_url = COALESCE(?4, incident_url), \
+               service_id = COALESCE(?5, service_id), \
+               pd_status = COALESCE(?6, pd_status), \
+               pd_changed_at = CASE WHEN ?6 IS NULL THEN pd_changed_at ELSE ?7 END, \
+               updated_at = ?7 \
+             WHERE routing_key = ?1 AND dedup_key = ?2",
+        )
+        .bind(&u.routing_key)
+        .bind(&u.dedup_key)
+        .bind(&u.incident_id)
+        .bind(u.incident_url.as_deref())
+        .bind(u.service_id.as_deref())
+        .bind(u.pd_status.as_deref())
+        .bind(ms(u.at))
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+async fn insert_writebacks(
+    tx: &mut Transaction<'_, Sqlite>,
+    items: &[NewWriteback],
+    now: Timestamp,
+) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(items.len());
+    for w in items {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO writebacks (monitor, routing_key, dedup_key, change, next_attempt_at, \
+               created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )
+        .bind(&w.monitor)
+        .bind(&w.routing_key)
+        .bind(&w.dedup_key)
+        .bind(json_text(&w.change))
+        .bind(ms(w.due))
+        .bind(ms(now))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+impl SqliteStore {
+    pub(super) async fn sync_receive(
+        &self,
+        origin: &str,
+        external_id: &str,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<Received> {
+        let mut tx = self.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO sync_inbox (origin, external_id, body, received_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (external_id) DO NOTHING RETURNING id",
+        )
+        .bind(origin)
+        .bind(external_id)
+        .bind(body)
+        .bind(ms(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(id.map_or(Received::Duplicate, Received::New))
+    }
+
+    pub(super) async fn sync_inbox_pending(&self, limit: usize) -> Result<Vec<InboxItem>> {
+        let rows = sqlx::query(
+            "SELECT id, origin, external_id, body, received_at FROM sync_inbox \
+             WHERE processed_at IS NULL ORDER BY id LIMIT ?1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| InboxItem {
+                id: r.get("id"),
+                origin: r.get("origin"),
+                external_id: r.get("external_id"),
+                body: r.get("body"),
+                received_at: ts(r.get("received_at")),
+            })
+            .collect())
+    }
+
+    pub(super) async fn sync_inbox_done(
+        &self,
+        id: i64,
+        effects: &SyncEffects,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE sync_inbox SET processed_at = ?2, outcome = ?3 \
+             WHERE id = ?1 AND processed_at IS NULL",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .bind(&effects.outcome)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        // Processed already (by an earlier run that crashed after committing): nothing twice.
+        if done.rows_affected() == 1 {
+            update_incidents_in(&mut tx, &effects.updates).await?;
+            insert_writebacks(&mut tx, &effects.writebacks, now).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    pub(super) async fn sync_incidents_by_dedup_key(
+        &self,
+        dedup_key: &str,
+    ) -> Result<Vec<MappedIncident>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE dedup_key = ?1 \
+             ORDER BY updated_at DESC"
+        )))
+        .bind(dedup_key)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(incident).collect()
+    }
+
+    pub(super) async fn sync_incident_by_id(
+        &self,
+        incident_id: &str,
+    ) -> Result<Option<MappedIncident>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE incident_id = ?1 \
+             ORDER BY updated_at DESC LIMIT 1"
+        )))
+        .bind(incident_id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(incident).transpose()
+    }
+
+    pub(super) async fn sync_list_incidents(
+        &self,
+        open_only: bool,
+        limit: usize,
+    ) -> Result<Vec<MappedIncident>> {
+        let filter = if open_only {
+            "WHERE NOT (monitor_state = 'recovered' AND pd_status IS 'resolved')"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents {filter} \
+             ORDER BY updated_at DESC LIMIT ?1"
+        )))
+        .bind(limit as i64)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(incident).collect()
+    }
+
+    pub(super) async fn sync_update_incidents(&self, updates: &[IncidentUpdate]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        update_incidents_in(&mut tx, updates).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    pub(super) async fn sync_enqueue_writebacks(
+        &self,
+        items: &[NewWriteback],
+        now: Timestamp,
+    ) -> Result<Vec<i64>> {
+        let mut tx = self.begin().await?;
+        let ids = insert_writebacks(&mut tx, items, now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids)
+    }
+
+    pub(super) async fn sync_due_writebacks(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WritebackRecord>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {WRITEBACK_COLUMNS} FROM writebacks \
+             WHERE state = 'pending' AND next_attempt_at <= ?1 \
+             ORDER BY next_attempt_at, id LIMIT ?2"
+        )))
+        .bind(ms(now))
+        .bind(limit as i64)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(writeback).collect()
+    }
+
+    pub(super) async fn sync_finish_writeback(
+        &self,
+        id: i64,
+        outcome: &WritebackOutcome,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let (state, next, error, detail) = match outcome {
+            WritebackOutcome::Done { detail, .. } => ("done", None, None, Some(detail.as_str())),
+            WritebackOutcome::Retry { error, retry_at } => {
+                ("pending", Some(ms(*retry_at)), Some(error.as_str()), None)
+            }
+            WritebackOutcome::Failed { error } => ("failed", None, Some(error.as_str()), None),
+        };
+        let row = sqlx::query(
+            "UPDATE writebacks SET state = ?2, attempts = attempts + 1, \
+               next_attempt_at = COALESCE(?3, next_attempt_at), \
+               last_error = COALESCE(?4, last_error), detail = COALESCE(?5, detail), \
+               finished_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?6 END \
+             WHERE id = ?1 AND state = 'pending' RETURNING routing_key, dedup_key",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(next)
+        .bind(error)
+        .bind(detail)
+        .bind(ms(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if let (
+            Some(row),
+            WritebackOutcome::Done {
+                memo: Some(memo), ..
+            },
+        ) = (row, outcome)
+        {
+            sqlx::query(
+                "UPDATE incidents SET memo = ?3, updated_at = ?4 \
+                 WHERE routing_key = ?1 AND dedup_key = ?2",
+            )
+            .bind(row.get::<String, _>(0))
+            .bind(row.get::<String, _>(1))
+            .bind(json_text(memo))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    pub(super) async fn sync_list_writebacks(
+        &self,
+        state: Option<WritebackState>,
+        limit: usize,
+    ) -> Result<Vec<WritebackRecord>> {
+        let mut b =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {WRITEBACK_COLUMNS} FROM writebacks"));
+        if let Some(state) = state {
+            b.push(" WHERE state = ").push_bind(state.as_str());
+        }
+        b.push(" ORDER BY id DESC LIMIT ").push_bind(limit as i64);
+        let rows = b.build().fetch_all(&self.writer).await.map_err(map_err)?;
+        rows.iter().map(writeback).collect()
+    }
+
+    pub(super) async fn sync_cursor(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM sync_cursors WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err)
+    }
+
+    pub(super) async fn sync_set_cursor(
+        &self,
+        name: &str,
+        value: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO sync_cursors (name, value, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+}

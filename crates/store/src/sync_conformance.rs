@@ -1,0 +1,377 @@
+//! What every backend's [`SyncStore`] must do (the incident map, the inbox, write-backs,
+//! cursors), runnable against any backend:
+//! `pagerbridge_store::sync_conformance_tests!(async { Arc::new(MyStore::open(..).await.unwrap()) });`
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use pagerduty::events::EventAction;
+use serde_json::json;
+
+use crate::sync::{
+    IncidentUpdate, MonitorState, NewWriteback, Origin, Received, SyncEffects, SyncStore,
+    WritebackOutcome, WritebackState,
+};
+use crate::{EventKind, NewEvent, Store};
+
+/// Generates one `#[tokio::test]` per check for the store made by `$make` (a future of an
+/// `Arc` of a type that is both [`Store`] and [`SyncStore`]).
+#[macro_export]
+macro_rules! sync_conformance_tests {
+    ($make:expr) => {
+        $crate::sync_conformance_tests!(@each $make;
+            a_webhook_is_stored_once_per_external_id,
+            alert_events_map_their_problem_in_the_same_commit,
+            processing_an_inbox_item_applies_its_effects_once,
+            a_new_problem_after_recovery_forgets_the_old_incident,
+            a_reminder_keeps_the_incident_and_its_acknowledgement,
+            write_backs_retry_then_finish_and_keep_the_memo,
+            open_incidents_exclude_those_resolved_on_both_sides,
+            cursors_are_saved,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store = $make.await;
+                $crate::sync_conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+const RK: &str = "r0utingkey0000000000000000000001";
+
+fn t0() -> Timestamp {
+    Timestamp::from_millisecond(1_795_000_000_000).unwrap()
+}
+
+fn at(secs: i64) -> Timestamp {
+    t0() + SignedDuration::from_secs(secs)
+}
+
+fn alert(dedup: &str, action: EventAction, problem_id: &str, when: Timestamp) -> NewEvent {
+    NewEvent {
+        kind: EventKind::EventsV2,
+        routing_key: RK.into(),
+        dedup_key: Some(dedup.into()),
+        action: Some(action),
+        body: format!(r#"{{"dedup_key":"{dedup}","event_action":"{action}"}}"#).into_bytes(),
+        source: "icinga".into(),
+        received_at: when,
+        origin: Some(Origin {
+            source: "icinga".into(),
+            monitor_ref: json!({"kind": "object", "host": "db1", "service": "disk",
+                "problem_id": problem_id}),
+            problem_id: Some(problem_id.into()),
+            started_at: Some(when),
+        }),
+    }
+}
+
+fn learned(dedup: &str, incident: &str, status: &str, when: Timestamp) -> IncidentUpdate {
+    IncidentUpdate {
+        routing_key: RK.into(),
+        dedup_key: dedup.into(),
+        incident_id: incident.into(),
+        incident_url: Some(format!("https://pd.example/incidents/{incident}")),
+        service_id: Some("PSVC001".into()),
+        pd_status: Some(status.into()),
+        at: when,
+    }
+}
+
+pub async fn a_webhook_is_stored_once_per_external_id<S: Store + SyncStore>(s: Arc<S>) {
+    let first = s
+        .receive("webhook_v3", "wh-1", b"{\"a\":1}", t0())
+        .await
+        .unwrap();
+    assert!(matches!(first, Received::New(_)), "{first:?}");
+    let again = s
+        .receive("webhook_v3", "wh-1", b"{\"a\":1}", at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Received::Duplicate,
+        "a retried delivery is stored once"
+    );
+    s.receive("webhook_v2", "wh-2", b"{\"b\":2}", at(2))
+        .await
+        .unwrap();
+    let pending = s.inbox_pending(10).await.unwrap();
+    let ids: Vec<&str> = pending.iter().map(|i| i.external_id.as_str()).collect();
+    assert_eq!(ids, ["wh-1", "wh-2"], "in the order received");
+    assert_eq!(pending[0].body, b"{\"a\":1}");
+    assert_eq!(pending[1].origin, "webhook_v2");
+    assert_eq!(pending[0].received_at, t0());
+}
+
+pub async fn alert_events_map_their_problem_in_the_same_commit<S: Store + SyncStore>(s: Arc<S>) {
+    s.insert(&[alert("db1/disk", EventAction::Trigger, "7", t0())])
+        .await
+        .unwrap();
+    let rows = s.incidents_by_dedup_key("db1/disk").await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.routing_key, RK);
+    assert_eq!(r.source, "icinga");
+    assert_eq!(r.monitor_ref["host"], "db1");
+    assert_eq!(r.problem_id.as_deref(), Some("7"));
+    assert_eq!(r.monitor_state, MonitorState::Problem);
+    assert_eq!(r.incident_id, None, "PagerDuty has not named it yet");
+
+    s.insert(&[alert("db1/disk", EventAction::Acknowledge, "7", at(5))])
+        .await
+        .unwrap();
+    let r = &s.incidents_by_dedup_key("db1/disk").await.unwrap()[0];
+    assert_eq!(r.monitor_state, MonitorState::Acknowledged);
+    assert_eq!(r.monitor_changed_at, at(5));
+
+    s.insert(&[alert("db1/disk", EventAction::Resolve, "7", at(9))])
+        .await
+        .unwrap();
+    let r = &s.incidents_by_dedup_key("db1/disk").await.unwrap()[0];
+    assert_eq!(r.monitor_state, MonitorState::Recovered);
+
+    let mut plain = alert("relayed", EventAction::Trigger, "1", t0());
+    plain.origin = None;
+    s.insert(&[plain]).await.unwrap();
+    assert!(
+        s.incidents_by_dedup_key("relayed")
+            .await
+            .unwrap()
+            .is_empty(),
+        "events without an origin map nothing"
+    );
+}
+
+pub async fn processing_an_inbox_item_applies_its_effects_once<S: Store + SyncStore>(s: Arc<S>) {
+    s.insert(&[alert("db1/disk", EventAction::Trigger, "7", t0())])
+        .await
+        .unwrap();
+    let Received::New(id) = s.receive("webhook_v3", "wh-1", b"{}", at(1)).await.unwrap() else {
+        panic!("new");
+    };
+    let effects = SyncEffects {
+        updates: vec![learned("db1/disk", "PINC1", "acknowledged", at(1))],
+        writebacks: vec![NewWriteback {
+            monitor: "icinga".into(),
+            routing_key: RK.into(),
+            dedup_key: "db1/disk".into(),
+            change: json!({"action": "acknowledge", "author": "Ann"}),
+            due: at(1),
+        }],
+        outcome: "acknowledge by Ann".into(),
+    };
+    s.inbox_done(id, &effects, at(2)).await.unwrap();
+    s.inbox_done(id, &effects, at(3)).await.unwrap();
+    assert!(s.inbox_pending(10).await.unwrap().is_empty());
+    let due = s.due_writebacks(at(2), 10).await.unwrap();
+    assert_eq!(due.len(), 1, "processed twice, written back once: {due:?}");
+    assert_eq!(due[0].change["author"], "Ann");
+    assert_eq!(due[0].state, WritebackState::Pending);
+    let r = s
+        .incident_by_id("PINC1")
+        .await
+        .unwrap()
+        .expect("found by id");
+    assert_eq!(r.dedup_key, "db1/disk");
+    assert_eq!(r.pd_status.as_deref(), Some("acknowledged"));
+    assert_eq!(r.service_id.as_deref(), Some("PSVC001"));
+    assert_eq!(r.pd_changed_at, Some(at(1)));
+    assert_eq!(
+        r.monitor_state,
+        MonitorState::Problem,
+        "the monitor's side untouched"
+    );
+}
+
+pub async fn a_new_problem_after_recovery_forgets_the_old_incident<S: Store + SyncStore>(
+    s: Arc<S>,
+) {
+    s.insert(&[alert("db1/disk", EventAction::Trigger, "7", t0())])
+        .await
+        .unwrap();
+    s.update_incidents(&[learned("db1/disk", "PINC1", "triggered", at(1))])
+        .await
+        .unwrap();
+    s.insert(&[alert("db1/disk", EventAction::Resolve, "7", at(2))])
+        .await
+        .unwrap();
+    s.insert(&[alert("db1/disk", EventAction::Trigger, "9", at(3))])
+        .await
+        .unwrap();
+    let r = &s.incidents_by_dedup_key("db1/disk").await.unwrap()[0];
+    assert_eq!(r.incident_id, None, "PagerDuty opens a new incident: {r:?}");
+    assert_eq!(r.pd_status, None);
+    assert_eq!(r.problem_id.as_deref(), Some("9"), "the new problem's id");
+    assert_eq!(r.monitor_state, MonitorState::Problem);
+    assert!(s.incident_by_id("PINC1").await.unwrap().is_none());
+}
+
+pub async fn a_reminder_keeps_the_incident_and_its_acknowledgement<S: Store + SyncStore>(
+    s: Arc<S>,
+) {
+    s.insert(&[alert("db1/disk", EventAction::Trigger, "7", t0())])
+        .await
+        .unwrap();
+    s.update_incidents(&[learned("db1/disk", "PINC1", "acknowledged", at(1))])
+        .await
+        .unwrap();
+    s.insert(&[alert("db1/disk", EventAction::Acknowledge, "7", at(2))])
+        .await
+        .unwrap();
+    s.insert(&[alert("db1/disk", EventAction::Trigger, "8", at(3))])
+        .await
+        .unwrap();
+    let r = &s.incidents_by_dedup_key("db1/disk").await.unwrap()[0];
+    assert_eq!(r.incident_id.as_deref(), Some("PINC1"));
+    assert_eq!(r.monitor_state, MonitorState::Acknowledged);
+    assert_eq!(
+        r.problem_id.as_deref(),
+        Some("7"),
+        "the incident stays the problem it was opened for"
+    );
+
+    // Resolved in PagerDuty while the monitor still reports it: the next trigger is a new
+    // incident there, so the old one is forgotten here too.
+    s.update_incidents(&[learned("db1/disk", "PINC1", "resolved", at(4))])
+        .await
+        .unwrap();
+    s.insert(&[alert("db1/disk", EventAction::Trigger, "8", at(5))])
+        .await
+        .unwrap();
+    let r = &s.incidents_by_dedup_key("db1/disk").await.unwrap()[0];
+    assert_eq!(r.incident_id, None);
+    assert_eq!(r.monitor_state, MonitorState::Problem);
+}
+
+pub async fn write_backs_retry_then_finish_and_keep_the_memo<S: Store + SyncStore>(s: Arc<S>) {
+    s.insert(&[alert("db1/disk", EventAction::Trigger, "7", t0())])
+        .await
+        .unwrap();
+    let ids = s
+        .enqueue_writebacks(&[NewWriteback {
+            monitor: "am".into(),
+            routing_key: RK.into(),
+            dedup_key: "db1/disk".into(),
+            change: json!({"action": "acknowledge"}),
+            due: at(0),
+        }])
+        .await
+        .unwrap();
+    let id = ids[0];
+    s.finish_writeback(
+        id,
+        &WritebackOutcome::Retry {
+            error: "connection refused".into(),
+            retry_at: at(10),
+        },
+        at(1),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.due_writebacks(at(5), 10).await.unwrap().is_empty(),
+        "backing off"
+    );
+    let due = s.due_writebacks(at(10), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].attempts, 1);
+    assert_eq!(due[0].last_error.as_deref(), Some("connection refused"));
+    s.finish_writeback(
+        id,
+        &WritebackOutcome::Done {
+            detail: "silence abc".into(),
+            memo: Some(json!({"silence_id": "abc"})),
+        },
+        at(11),
+    )
+    .await
+    .unwrap();
+    assert!(s.due_writebacks(at(60), 10).await.unwrap().is_empty());
+    let done = s
+        .list_writebacks(Some(WritebackState::Done), 10)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].attempts, 2);
+    assert_eq!(done[0].detail.as_deref(), Some("silence abc"));
+    assert_eq!(done[0].finished_at, Some(at(11)));
+    let r = &s.incidents_by_dedup_key("db1/disk").await.unwrap()[0];
+    assert_eq!(r.memo, Some(json!({"silence_id": "abc"})));
+
+    let failed = s
+        .enqueue_writebacks(&[NewWriteback {
+            monitor: "am".into(),
+            routing_key: RK.into(),
+            dedup_key: "db1/disk".into(),
+            change: json!({"action": "comment"}),
+            due: at(0),
+        }])
+        .await
+        .unwrap()[0];
+    s.finish_writeback(
+        failed,
+        &WritebackOutcome::Failed {
+            error: "401".into(),
+        },
+        at(12),
+    )
+    .await
+    .unwrap();
+    let listed = s
+        .list_writebacks(Some(WritebackState::Failed), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_error.as_deref(), Some("401"));
+    assert_eq!(s.list_writebacks(None, 10).await.unwrap().len(), 2);
+}
+
+pub async fn open_incidents_exclude_those_resolved_on_both_sides<S: Store + SyncStore>(s: Arc<S>) {
+    for key in ["a", "b", "c"] {
+        s.insert(&[alert(key, EventAction::Trigger, "1", t0())])
+            .await
+            .unwrap();
+    }
+    s.insert(&[alert("a", EventAction::Resolve, "1", at(1))])
+        .await
+        .unwrap();
+    s.update_incidents(&[
+        learned("a", "PA", "resolved", at(2)),
+        learned("b", "PB", "resolved", at(2)),
+    ])
+    .await
+    .unwrap();
+    let open: Vec<String> = s
+        .list_incidents(true, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.dedup_key)
+        .collect();
+    assert!(!open.contains(&"a".to_string()), "{open:?}");
+    assert!(
+        open.contains(&"b".to_string()),
+        "resolved in PagerDuty only: drift"
+    );
+    assert!(open.contains(&"c".to_string()));
+    assert_eq!(s.list_incidents(false, 10).await.unwrap().len(), 3);
+}
+
+pub async fn cursors_are_saved<S: Store + SyncStore>(s: Arc<S>) {
+    assert_eq!(s.cursor("poller").await.unwrap(), None);
+    s.set_cursor("poller", "2026-11-21T00:00:00Z", t0())
+        .await
+        .unwrap();
+    s.set_cursor("poller", "2026-11-21T00:05:00Z", at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cursor("poller").await.unwrap().as_deref(),
+        Some("2026-11-21T00:05:00Z")
+    );
+}
