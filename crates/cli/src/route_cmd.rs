@@ -82,7 +82,7 @@ fn test(args: &TestArgs) -> Result<String, String> {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    let (decoder, _) = source_arg::decoder(&config, &args.source)?;
+    let (decoder, _, _) = source_arg::decoder(&config, &args.source)?;
     let body = if args.file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)

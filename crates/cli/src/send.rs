@@ -166,13 +166,14 @@ pub fn main(args: Args) -> ExitCode {
         }
     };
     let now = Timestamp::now();
-    let prepared = source_arg::decoder(&config, &args.source).and_then(|(decoder, label)| {
-        let alerts = alerts(&args, &decoder).map_err(|e| e.to_string())?;
-        let rules = config.compiled_rules();
-        let (events, results) = route_all(&rules, &alerts, &label, now)
-            .map_err(|(i, message)| alert_error(alerts.len(), i, &message))?;
-        Ok((alerts, events, results))
-    });
+    let prepared =
+        source_arg::decoder(&config, &args.source).and_then(|(decoder, label, origin)| {
+            let alerts = alerts(&args, &decoder).map_err(|e| e.to_string())?;
+            let rules = config.compiled_rules();
+            let (events, results) = route_all(&rules, &alerts, &label, &origin, now)
+                .map_err(|(i, message)| alert_error(alerts.len(), i, &message))?;
+            Ok((alerts, events, results))
+        });
     let (alerts, events, results) = match prepared {
         Ok(x) => x,
         Err(message) => {

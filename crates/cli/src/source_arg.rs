@@ -4,13 +4,14 @@ use pagerbridge_config::Config;
 use pagerbridge_ingest::Decoder;
 use pagerbridge_model::SourceKind;
 
-/// The decoder `--source` names, and the label the outbox records as the events' origin.
+/// The decoder `--source` names, the label the outbox records as the events' origin, and the
+/// source's name for the way back (the `[[sources]]` name, or the kind).
 /// A `[[sources]]` entry of that name wins over a kind (its options and mapping apply);
 /// otherwise it is a kind with its defaults.
-pub fn decoder(config: &Config, source: &str) -> Result<(Decoder, String), String> {
+pub fn decoder(config: &Config, source: &str) -> Result<(Decoder, String, String), String> {
     if let Some(s) = config.sources.iter().find(|s| s.name == source) {
         let decoder = s.decoder().map_err(|e| format!("source {}: {e}", s.name))?;
-        return Ok((decoder, format!("source {}", s.name)));
+        return Ok((decoder, format!("source {}", s.name), s.name.clone()));
     }
     let Some(kind) = SourceKind::parse(source) else {
         let kinds: Vec<&str> = SourceKind::ALL
@@ -40,5 +41,9 @@ pub fn decoder(config: &Config, source: &str) -> Result<(Decoder, String), Strin
             format!("--source {source}: {}", e.message)
         }
     })?;
-    Ok((decoder, format!("send {}", kind.as_str())))
+    Ok((
+        decoder,
+        format!("send {}", kind.as_str()),
+        kind.as_str().to_owned(),
+    ))
 }

@@ -178,6 +178,41 @@ async fn nagios_perfdata_arrives_as_numbers_and_the_severity_follows_the_state()
     assert_eq!(perf["crit"], json!(900.0));
 }
 
+/// The way back starts here: the monitor's object and problem id are kept with the event, so
+/// an acknowledgement in PagerDuty can find the problem in Nagios again.
+#[tokio::test]
+async fn a_notification_records_its_problem_in_the_incident_map() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path().join("data");
+    let out = send_captured(
+        "nagios",
+        "service_problem.json",
+        &["--data-dir", d.to_str().unwrap()],
+        CAPTURED_KEY,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ev = body(&stored(&d.join("pagerbridge.db")).await[0]);
+    let key = ev["dedup_key"].as_str().unwrap().to_owned();
+    let store = pagerbridge_store::sqlite::SqliteStore::open(&d.join("pagerbridge.db"))
+        .await
+        .unwrap();
+    let rows = pagerbridge_store::SyncStore::incidents_by_dedup_key(&store, &key)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row.source, "nagios", "no [[sources]] entry: the kind");
+    assert_eq!(row.routing_key, CAPTURED_KEY);
+    assert_eq!(row.monitor_ref["kind"], "object");
+    assert_eq!(row.monitor_ref["host"], "db1");
+    assert_eq!(row.monitor_ref["service"], "Disk /");
+    let problem = row.monitor_ref["problem_id"]
+        .as_str()
+        .expect("a problem id");
+    assert_eq!(row.problem_id.as_deref(), Some(problem));
+    assert_eq!(row.monitor_state, pagerbridge_store::MonitorState::Problem);
+}
+
 #[tokio::test]
 async fn environment_macros_give_the_same_event_as_the_flags() {
     let tmp = TempDir::new().unwrap();

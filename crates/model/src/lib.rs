@@ -223,6 +223,22 @@ pub enum MonitorRef {
     None,
 }
 
+impl MonitorRef {
+    /// The monitor's id of this occurrence of the problem, where it has one: what tells an
+    /// acknowledgement for the problem an incident was opened for from a newer one.
+    pub fn problem_id(&self) -> Option<&str> {
+        match self {
+            MonitorRef::Object { problem_id, .. } => problem_id.as_deref(),
+            MonitorRef::Matchers { fingerprint, .. } => fingerprint.as_deref(),
+            MonitorRef::ZabbixEvent { event_id, .. } => Some(event_id),
+            MonitorRef::ZenossEvent { evid } => Some(evid),
+            MonitorRef::GuanceEvent { event_ref, .. } => Some(event_ref),
+            MonitorRef::GrafanaAlert { fingerprint, .. } => Some(fingerprint),
+            MonitorRef::CentreonIds { .. } | MonitorRef::None => None,
+        }
+    }
+}
+
 /// One monitor's report about one problem.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {

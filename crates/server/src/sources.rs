@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use jiff::Timestamp;
 use pagerbridge_ingest::Decoder;
-use pagerbridge_model::Alert;
+use pagerbridge_model::{Alert, MonitorRef};
 use pagerbridge_rules::{Decision, Rules};
-use pagerbridge_store::{EventKind, NewEvent};
+use pagerbridge_store::{EventKind, NewEvent, Origin};
 use serde_json::{Value, json};
 
 use crate::auth::RouteAuth;
@@ -75,8 +75,22 @@ fn refuse(status: StatusCode, field: &str, message: impl Into<String>) -> Respon
     answer(status, body)
 }
 
-/// The events an alert's decision yields, as outbox records.
-pub fn events_of(decision: &Decision, source: &str, now: Timestamp) -> Vec<NewEvent> {
+/// The events an alert's decision yields, as outbox records. `label` says where they came
+/// from (for the operator); `origin` names the source for the way back (its `[[sources]]`
+/// name, or its kind), recorded with the alert's monitor reference in the incident map.
+pub fn events_of(
+    decision: &Decision,
+    alert: &Alert,
+    label: &str,
+    origin: &str,
+    now: Timestamp,
+) -> Vec<NewEvent> {
+    let origin = (alert.monitor_ref != MonitorRef::None).then(|| Origin {
+        source: origin.to_owned(),
+        monitor_ref: serde_json::to_value(&alert.monitor_ref).expect("references serialise"),
+        problem_id: alert.monitor_ref.problem_id().map(str::to_owned),
+        started_at: alert.started_at,
+    });
     match decision {
         Decision::Dropped { .. } => Vec::new(),
         Decision::Send { events } => events
@@ -87,9 +101,9 @@ pub fn events_of(decision: &Decision, source: &str, now: Timestamp) -> Vec<NewEv
                 dedup_key: r.event.dedup_key.clone(),
                 action: Some(r.event.event_action),
                 body: serde_json::to_vec(&r.event).expect("events serialise"),
-                source: source.to_owned(),
+                source: label.to_owned(),
                 received_at: now,
-                origin: None,
+                origin: origin.clone(),
             })
             .collect(),
     }
@@ -100,14 +114,15 @@ pub fn events_of(decision: &Decision, source: &str, now: Timestamp) -> Vec<NewEv
 pub fn route_all(
     rules: &Rules,
     alerts: &[Alert],
-    source: &str,
+    label: &str,
+    origin: &str,
     now: Timestamp,
 ) -> Result<(Vec<NewEvent>, Vec<Value>), (usize, String)> {
     let mut events = Vec::new();
     let mut summary = Vec::new();
     for (i, alert) in alerts.iter().enumerate() {
         let decision = rules.route(alert).map_err(|e| (i, e.to_string()))?;
-        let evs = events_of(&decision, source, now);
+        let evs = events_of(&decision, alert, label, origin, now);
         summary.push(match &decision {
             Decision::Send { events: routed } => json!({
                 "dedup_keys": routed.iter().map(|r| r.event.dedup_key.clone()).collect::<Vec<_>>(),
@@ -161,12 +176,13 @@ async fn handle(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
         }
     };
     let label = format!("source {}", src.name);
-    let (events, summary) = match route_all(&route.rules, &alerts, &label, Timestamp::now()) {
-        Ok(x) => x,
-        Err((i, message)) => {
-            return refuse(StatusCode::BAD_REQUEST, &format!("alerts[{i}]"), message);
-        }
-    };
+    let (events, summary) =
+        match route_all(&route.rules, &alerts, &label, &src.name, Timestamp::now()) {
+            Ok(x) => x,
+            Err((i, message)) => {
+                return refuse(StatusCode::BAD_REQUEST, &format!("alerts[{i}]"), message);
+            }
+        };
     let stored = events.len();
     if let Err(e) = route.ingest.store_all(events).await {
         tracing::error!(source = %src.name, error = %e, "cannot store events; answered 503");
