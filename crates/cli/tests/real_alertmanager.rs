@@ -10,100 +10,15 @@
 
 mod real;
 
-use std::path::Path;
-use std::process::Command;
-
+use pagerbridge_testkit::monitors::alertmanager::Alertmanager;
 use pagerbridge_testkit::{DEMO_ROUTING_KEY, TestPd};
 use pagerduty::rest::IncidentStatus;
-use real::{Bridge, Incident, Proc};
+use real::{Bridge, Incident};
 use serde_json::{Value, json};
 
 /// Short enough for a test, and what the docs' `30s`/`5m` become here.
 const GROUP_WAIT: &str = "1s";
 const GROUP_INTERVAL: &str = "2s";
-
-struct Alertmanager {
-    proc: Proc,
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Alertmanager {
-    /// Checks `config` with amtool (a failure fails the test: the snippet is wrong), then
-    /// starts Alertmanager on it. Err, a reason to skip, when it cannot start.
-    async fn start(program: &Path, dir: &Path, config: &str) -> Result<Alertmanager, String> {
-        let file = dir.join("alertmanager.yml");
-        std::fs::write(&file, config).expect("write alertmanager.yml");
-        if let Some(amtool) = real::which("amtool") {
-            let out = Command::new(amtool)
-                .arg("check-config")
-                .arg(&file)
-                .output()
-                .expect("amtool runs");
-            assert!(
-                out.status.success(),
-                "amtool check-config refuses the configuration:\n{}{}\n{config}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let port = real::free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let storage = dir.join("alertmanager-data");
-        let mut cmd = Command::new(program);
-        cmd.arg(format!("--config.file={}", file.display()))
-            .arg(format!("--storage.path={}", storage.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--web.external-url={url}"))
-            // Empty: no gossip listener on 0.0.0.0:9094.
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=debug");
-        let proc = Proc::spawn("alertmanager", cmd, &dir.join("alertmanager.log"))
-            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
-        let http = real::http();
-        real::wait_ready(&proc, async || {
-            http.get(format!("{url}/-/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await?;
-        Ok(Alertmanager { proc, url, http })
-    }
-
-    /// Posts alerts as Prometheus does (`POST /api/v2/alerts`).
-    async fn post_alerts(&self, alerts: &[Value]) {
-        let r = self
-            .http
-            .post(format!("{}/api/v2/alerts", self.url))
-            .json(alerts)
-            .send()
-            .await
-            .expect("Alertmanager answers");
-        let status = r.status();
-        let body = r.text().await.unwrap_or_default();
-        assert!(status.is_success(), "POST /api/v2/alerts: {status} {body}");
-    }
-
-    /// The fingerprint Alertmanager gave the alert with this `instance` label.
-    async fn fingerprint(&self, instance: &str) -> String {
-        let alerts: Vec<Value> = self
-            .http
-            .get(format!("{}/api/v2/alerts", self.url))
-            .send()
-            .await
-            .expect("Alertmanager answers")
-            .json()
-            .await
-            .expect("a JSON list of alerts");
-        alerts
-            .iter()
-            .find(|a| a["labels"]["instance"] == instance)
-            .and_then(|a| a["fingerprint"].as_str())
-            .unwrap_or_else(|| panic!("no alert for {instance} in {alerts:?}"))
-            .to_owned()
-    }
-}
 
 /// An alert as Prometheus sends it; `ends_at` in the past resolves it.
 fn alert(instance: &str, starts_at: jiff::Timestamp, ends_at: Option<jiff::Timestamp>) -> Value {
@@ -280,8 +195,8 @@ async fn webhook_configs_to_the_alertmanager_source_open_and_resolve_one_inciden
     ])
     .await;
     let (db1, db2) = (
-        am.fingerprint("db1:9100").await,
-        am.fingerprint("db2:9100").await,
+        am.fingerprint("instance", "db1:9100").await,
+        am.fingerprint("instance", "db2:9100").await,
     );
     real::wait_for("two incidents, one per alert", report, || {
         (real::incidents(&pd).len() >= 2).then_some(())

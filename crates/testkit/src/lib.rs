@@ -6,8 +6,10 @@
 //! - [`Recorder`]: an HTTP server on 127.0.0.1 that records what it receives and answers what
 //!   the test tells it to; for exact request shapes, proxies and webhook receivers.
 //! - [`debian`]: Debian packages a test needs, installed or loudly skipped.
+//! - [`monitors`]: real Icinga 2, Nagios 4 and Alertmanager started on 127.0.0.1 for a test.
 
 pub mod debian;
+pub mod monitors;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
