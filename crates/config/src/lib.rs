@@ -15,12 +15,14 @@
 
 mod duration;
 mod error;
+mod monitors;
 mod outbox;
 mod pagerduty;
 mod secret;
 mod server;
 mod sources;
 mod store;
+mod sync;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -33,12 +35,16 @@ use toml::de::DeTable;
 
 pub use crate::duration::Duration;
 pub use crate::error::{ConfigError, Problem};
+pub use crate::monitors::MonitorConfig;
 pub use crate::outbox::{CircuitConfig, MAX_IN_FLIGHT, OutboxConfig, RateLimitConfig, RetryConfig};
 pub use crate::pagerduty::{Email, HttpUrl, PagerDutyConfig, Proxy, Region};
 pub use crate::secret::{Secret, SecretSource};
 pub use crate::server::ServerConfig;
 pub use crate::sources::{AuthConfig, HmacConfig, SourceConfig};
 pub use crate::store::{StoreConfig, StoreUrl};
+pub use crate::sync::{
+    PollerConfig, ReconcilerConfig, SyncConfig, WebhooksConfig, WritebackConfig,
+};
 
 use crate::validate::{Validator, toml_problem};
 
@@ -63,6 +69,10 @@ pub struct Config {
     pub rules: Vec<RuleSpec>,
     /// `[[sources]]`: monitors that post to pagerbridge, each on its own route.
     pub sources: Vec<SourceConfig>,
+    /// `[sync]`: how PagerDuty's changes come back.
+    pub sync: SyncConfig,
+    /// `[[monitors]]`: where PagerDuty's changes are written back.
+    pub monitors: Vec<MonitorConfig>,
     /// Directory relative paths in the file are relative to: the file's own directory.
     /// Empty for `Config::default()`, meaning the current directory.
     #[serde(skip)]
@@ -144,6 +154,9 @@ impl Config {
         self.pagerduty.validate(v);
         self.outbox.validate(v);
         sources::validate(&mut self.sources, v);
+        self.sync.validate(v);
+        let base_dir = self.base_dir.clone();
+        monitors::validate(&mut self.monitors, &base_dir, v);
         match Rules::compile(&self.routing, &self.rules) {
             Ok(rules) => {
                 self.compiled = CompiledRules(Some((

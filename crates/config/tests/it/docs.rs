@@ -80,7 +80,7 @@ fn schema() -> BTreeSet<String> {
 
 /// Sections that are arrays of tables (`[[rules]]`): their fields are documented as
 /// `rules.field`, under a `[[rules]]` heading.
-const ARRAY_SECTIONS: &[&str] = &["rules", "sources"];
+const ARRAY_SECTIONS: &[&str] = &["rules", "sources", "monitors"];
 
 /// The TOML header that opens `table`: `[a.b]`, or for a table inside an array section,
 /// `[[rules]]` followed by `[rules.match]`.
@@ -93,6 +93,11 @@ fn header(table: &str) -> String {
     let mut text = format!("[[{top}]]\n");
     if top == "sources" {
         text.push_str("name = \"probe\"\nkind = \"grafana\"\n");
+    }
+    if top == "monitors" {
+        text.push_str(
+            "name = \"probe\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsources = [\"x\"]\n",
+        );
     }
     if table != top {
         text.push_str(&format!("[{table}]\n"));

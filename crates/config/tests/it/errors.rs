@@ -24,7 +24,7 @@ fn unknown_section_lists_the_valid_ones() {
     assert_eq!(
         problem("[sever]\nlisten = \"127.0.0.1:9000\"\n"),
         "pagerbridge.toml:1:2: sever: unknown field `sever`, expected one of `server`, `store`, \
-         `pagerduty`, `outbox`, `routing`, `rules`, `sources`"
+         `pagerduty`, `outbox`, `routing`, `rules`, `sources`, `sync`, `monitors`"
     );
 }
 

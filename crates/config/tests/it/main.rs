@@ -3,6 +3,7 @@
 mod docs;
 mod errors;
 mod loading;
+mod monitors;
 
 use std::path::{Path, PathBuf};
 
