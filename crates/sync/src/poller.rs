@@ -1,0 +1,1 @@
+//! Polling PagerDuty's log entries (being written).
