@@ -14,5 +14,6 @@
 //! monitor's own API call and says whether a failure is worth retrying. [`poller`] fills the
 //! inbox from PagerDuty's REST API for sites PagerDuty cannot reach.
 
+pub mod plan;
 pub mod poller;
 pub mod writeback;
