@@ -338,8 +338,11 @@ impl SqliteStore {
         limit: usize,
     ) -> Result<Vec<WritebackRecord>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {WRITEBACK_COLUMNS} FROM writebacks \
+            "SELECT {WRITEBACK_COLUMNS} FROM writebacks w \
              WHERE state = 'pending' AND next_attempt_at <= ?1 \
+               AND NOT EXISTS (SELECT 1 FROM writebacks o WHERE o.state = 'pending' \
+                 AND o.monitor = w.monitor AND o.routing_key = w.routing_key \
+                 AND o.dedup_key = w.dedup_key AND o.id < w.id) \
              ORDER BY next_attempt_at, id LIMIT ?2"
         )))
         .bind(ms(now))

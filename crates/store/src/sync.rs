@@ -221,7 +221,8 @@ pub trait SyncStore: Send + Sync + 'static {
     /// Queues write-backs outside of inbox processing (the reconciler, maintenance).
     async fn enqueue_writebacks(&self, items: &[NewWriteback]) -> Result<Vec<i64>>;
 
-    /// Pending write-backs due at `now`, oldest first.
+    /// Pending write-backs due at `now`, oldest first; of the write-backs of one problem to
+    /// one monitor only the oldest pending one, so they apply in order.
     async fn due_writebacks(&self, now: Timestamp, limit: usize) -> Result<Vec<WritebackRecord>>;
 
     /// Records one attempt of a write-back (and the adapter's memo on the incident).

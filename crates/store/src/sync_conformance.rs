@@ -26,6 +26,7 @@ macro_rules! sync_conformance_tests {
             a_new_problem_after_recovery_forgets_the_old_incident,
             a_reminder_keeps_the_incident_and_its_acknowledgement,
             write_backs_retry_then_finish_and_keep_the_memo,
+            write_backs_of_one_problem_to_one_monitor_apply_in_order,
             open_incidents_exclude_those_resolved_on_both_sides,
             cursors_are_saved,
         );
@@ -374,4 +375,77 @@ pub async fn cursors_are_saved<S: Store + SyncStore>(s: Arc<S>) {
         s.cursor("poller").await.unwrap().as_deref(),
         Some("2026-11-21T00:05:00Z")
     );
+}
+
+pub async fn write_backs_of_one_problem_to_one_monitor_apply_in_order<S: Store + SyncStore>(
+    s: Arc<S>,
+) {
+    let wb = |monitor: &str, dedup: &str, action: &str| NewWriteback {
+        monitor: monitor.into(),
+        routing_key: RK.into(),
+        dedup_key: dedup.into(),
+        change: json!({"action": action}),
+        due: at(0),
+    };
+    let ids = s
+        .enqueue_writebacks(&[
+            wb("am", "a", "acknowledge"),
+            wb("am", "a", "resolve"),
+            wb("icinga", "a", "acknowledge"),
+            wb("am", "b", "acknowledge"),
+        ])
+        .await
+        .unwrap();
+    let due: Vec<i64> = s
+        .due_writebacks(at(1), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(
+        due,
+        [ids[0], ids[2], ids[3]],
+        "the resolve waits for the acknowledgement"
+    );
+    s.finish_writeback(
+        ids[0],
+        &WritebackOutcome::Retry {
+            error: "down".into(),
+            retry_at: at(30),
+        },
+        at(1),
+    )
+    .await
+    .unwrap();
+    let due: Vec<i64> = s
+        .due_writebacks(at(2), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(
+        due,
+        [ids[2], ids[3]],
+        "still behind its head while that backs off"
+    );
+    s.finish_writeback(
+        ids[0],
+        &WritebackOutcome::Done {
+            detail: "ok".into(),
+            memo: None,
+        },
+        at(31),
+    )
+    .await
+    .unwrap();
+    let due: Vec<i64> = s
+        .due_writebacks(at(31), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.id)
+        .collect();
+    assert!(due.contains(&ids[1]), "then it goes: {due:?}");
 }

@@ -58,6 +58,10 @@ CREATE TABLE writebacks (
 );
 
 CREATE INDEX writebacks_due ON writebacks (next_attempt_at, id) WHERE state = 'pending';
+-- Write-backs of one problem to one monitor apply in order: only the oldest pending one of each
+-- is due (an acknowledgement's silence must exist before the resolve expires it).
+CREATE INDEX writebacks_lane ON writebacks (monitor, routing_key, dedup_key, id)
+    WHERE state = 'pending';
 
 -- The poller's position in PagerDuty's log entries, and the like.
 CREATE TABLE sync_cursors (
