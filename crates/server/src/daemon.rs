@@ -15,7 +15,9 @@ use jiff::Timestamp;
 use pagerbridge_config::Config;
 use pagerbridge_store::group_commit::GroupCommit;
 use pagerbridge_store::sqlite::{DataDirLock, SqliteStore};
-use pagerbridge_store::{Store, StoreError};
+use pagerbridge_store::{Store, StoreError, SyncStore};
+use pagerbridge_sync::plan::MonitorRoute;
+use pagerbridge_sync::worker::{Backoff, MonitorTarget, Sync};
 use pagerduty::EventsClient;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -25,6 +27,7 @@ use crate::auth::RouteAuth;
 use crate::dispatch::{self, Dispatcher};
 use crate::relay::{self, Ingest};
 use crate::sources::{self, Source};
+use crate::webhooks::{self, Webhooks};
 
 /// Events of one commit at most: enough to amortise an `fsync` over many requests, few enough
 /// that one commit never holds the database for long.
@@ -45,6 +48,8 @@ pub enum DaemonError {
     Server(std::io::Error),
     #[error("{0}")]
     Source(String),
+    #[error("{0}")]
+    Monitor(String),
 }
 
 /// The dispatcher settings an `[outbox]` section describes.
@@ -165,12 +170,35 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         stopped.clone(),
     )));
 
+    let sync_store: Arc<dyn SyncStore> = store.clone();
+    let sync = Arc::new(configured_sync(config, sync_store.clone())?);
+    tasks.push(tokio::spawn(sync.clone().run(stopped.clone())));
+    let hooks = Arc::new(Webhooks {
+        store: sync_store,
+        sync,
+        secrets: config
+            .sync
+            .webhooks
+            .secrets
+            .iter()
+            .map(|s| s.expose().to_owned())
+            .collect(),
+        v3_path: config.sync.webhooks.path.clone(),
+        legacy_secret: config
+            .sync
+            .webhooks
+            .legacy_secret
+            .as_ref()
+            .map(|s| s.expose().to_owned()),
+    });
+
     let rules = config.compiled_rules();
     let app = Router::new()
         .merge(relay::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(ingest.clone())
         .merge(sources::routes(configured_sources(config)?, rules, ingest))
+        .merge(webhooks::routes(hooks))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let mut shutdown = stopped;
@@ -241,6 +269,42 @@ pub fn configured_sources(config: &Config) -> Result<Vec<Source>, DaemonError> {
             })
         })
         .collect()
+}
+
+/// The way back as configured: `[[monitors]]` with their adapters, `[sync.writeback]` retries.
+pub fn configured_sync(config: &Config, store: Arc<dyn SyncStore>) -> Result<Sync, DaemonError> {
+    let monitors = config
+        .monitors
+        .iter()
+        .map(|m| {
+            let adapter = pagerbridge_sync::writeback::build(m.writeback_kind(), &m.settings())
+                .map_err(|e| DaemonError::Monitor(format!("monitor {}: {e}", m.name)))?;
+            Ok(MonitorTarget {
+                route: MonitorRoute {
+                    name: m.name.clone(),
+                    policy: m.policy(),
+                    sources: m.source_list(),
+                },
+                adapter,
+            })
+        })
+        .collect::<Result<Vec<_>, DaemonError>>()?;
+    let source_kinds = config
+        .sources
+        .iter()
+        .map(|s| (s.name.clone(), s.kind.clone()))
+        .collect();
+    let w = &config.sync.writeback;
+    Ok(Sync::new(
+        store,
+        monitors,
+        source_kinds,
+        Backoff {
+            initial: w.initial_backoff.get(),
+            max: w.max_backoff.get(),
+            give_up_after: w.give_up_after.get(),
+        },
+    ))
 }
 
 /// Deletes delivered records once they are older than the retention, a few times per retention

@@ -6,5 +6,6 @@ pub mod daemon;
 pub mod dispatch;
 pub mod relay;
 pub mod sources;
+pub mod webhooks;
 
 pub use daemon::{DaemonError, Running, start};

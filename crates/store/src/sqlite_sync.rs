@@ -47,8 +47,9 @@ pub(super) async fn map_origins(
         // (its id, status, memo) no longer applies.
         sqlx::query(
             "INSERT INTO incidents (routing_key, dedup_key, source, monitor_ref, problem_id, \
-               problem_started_at, monitor_state, monitor_changed_at, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8) \
+               problem_started_at, problem_seen_at, monitor_state, monitor_changed_at, \
+               created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?8, ?8, ?8) \
              ON CONFLICT (routing_key, dedup_key) DO UPDATE SET \
                source = excluded.source, \
                monitor_ref = excluded.monitor_ref, \
@@ -58,6 +59,8 @@ pub(super) async fn map_origins(
                problem_started_at = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
                    OR pd_status = 'resolved') THEN excluded.problem_started_at \
                    ELSE COALESCE(problem_started_at, excluded.problem_started_at) END, \
+               problem_seen_at = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
+                   OR pd_status = 'resolved') THEN ?8 ELSE problem_seen_at END, \
                incident_id = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
                    OR pd_status = 'resolved') THEN NULL ELSE incident_id END, \
                incident_url = CASE WHEN ?7 = 'problem' AND (monitor_state = 'recovered' \
@@ -89,7 +92,7 @@ pub(super) async fn map_origins(
 }
 
 const INCIDENT_COLUMNS: &str = "routing_key, dedup_key, source, monitor_ref, problem_id, \
-    problem_started_at, monitor_state, monitor_changed_at, incident_id, incident_url, \
+    problem_started_at, problem_seen_at, monitor_state, monitor_changed_at, incident_id, incident_url, \
     service_id, pd_status, pd_changed_at, memo, created_at, updated_at";
 
 fn incident(row: &SqliteRow) -> Result<MappedIncident> {
@@ -101,6 +104,7 @@ fn incident(row: &SqliteRow) -> Result<MappedIncident> {
         monitor_ref: parse_json(row.get("monitor_ref")).unwrap_or(Value::Null),
         problem_id: row.get("problem_id"),
         problem_started_at: row.get::<Option<i64>, _>("problem_started_at").map(ts),
+        problem_seen_at: ts(row.get("problem_seen_at")),
         monitor_state: MonitorState::parse(&state).ok_or_else(|| {
             StoreError::Other(format!("unknown monitor state {state:?} in the database"))
         })?,

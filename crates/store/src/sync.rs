@@ -60,7 +60,11 @@ pub struct MappedIncident {
     pub source: String,
     pub monitor_ref: Value,
     pub problem_id: Option<String>,
+    /// When the problem started, by the monitor's clock.
     pub problem_started_at: Option<Timestamp>,
+    /// When pagerbridge stored the current problem's first event, by its own clock: what
+    /// PagerDuty's incident times are compared with.
+    pub problem_seen_at: Timestamp,
     pub monitor_state: MonitorState,
     pub monitor_changed_at: Timestamp,
     /// Unknown until PagerDuty names it (a webhook, a REST lookup).

@@ -122,6 +122,7 @@ pub async fn alert_events_map_their_problem_in_the_same_commit<S: Store + SyncSt
     assert_eq!(r.problem_id.as_deref(), Some("7"));
     assert_eq!(r.monitor_state, MonitorState::Problem);
     assert_eq!(r.incident_id, None, "PagerDuty has not named it yet");
+    assert_eq!(r.problem_seen_at, t0());
 
     s.insert(&[alert("db1/disk", EventAction::Acknowledge, "7", at(5))])
         .await
@@ -208,6 +209,7 @@ pub async fn a_new_problem_after_recovery_forgets_the_old_incident<S: Store + Sy
     assert_eq!(r.incident_id, None, "PagerDuty opens a new incident: {r:?}");
     assert_eq!(r.pd_status, None);
     assert_eq!(r.problem_id.as_deref(), Some("9"), "the new problem's id");
+    assert_eq!(r.problem_seen_at, at(3), "when pagerbridge saw it begin");
     assert_eq!(r.monitor_state, MonitorState::Problem);
     assert!(s.incident_by_id("PINC1").await.unwrap().is_none());
 }
@@ -230,6 +232,7 @@ pub async fn a_reminder_keeps_the_incident_and_its_acknowledgement<S: Store + Sy
     let r = &s.incidents_by_dedup_key("db1/disk").await.unwrap()[0];
     assert_eq!(r.incident_id.as_deref(), Some("PINC1"));
     assert_eq!(r.monitor_state, MonitorState::Acknowledged);
+    assert_eq!(r.problem_seen_at, t0(), "a reminder is the same problem");
     assert_eq!(
         r.problem_id.as_deref(),
         Some("7"),

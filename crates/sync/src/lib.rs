@@ -16,4 +16,5 @@
 
 pub mod plan;
 pub mod poller;
+pub mod worker;
 pub mod writeback;

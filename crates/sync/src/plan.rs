@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 
 use crate::writeback::{Action, Change, Policy};
 
+/// How far PagerDuty's clock and pagerbridge's may disagree.
+const CLOCK_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
 /// What happened in PagerDuty.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChangeKind {
@@ -316,16 +319,18 @@ pub fn plan(
         return fx;
     };
     let known = row.incident_id.as_deref() == Some(change.incident_id.as_str());
-    // A different incident than the one known for this problem, opened before the problem
-    // started: it belongs to an earlier occurrence. Its changes must not touch this one.
+    // A different incident than the one known for this problem, opened before pagerbridge
+    // saw the problem start: it belongs to an earlier occurrence (whose resolve was lost), and
+    // its changes must not touch this one. Both times are PagerDuty's and pagerbridge's
+    // clocks, not the monitor's; the margin absorbs their skew.
     if !known
-        && let (Some(opened), Some(started)) = (change.incident_created_at, row.problem_started_at)
-        && opened < started
+        && let Some(opened) = change.incident_created_at
+        && opened < row.problem_seen_at - CLOCK_MARGIN
     {
         fx.outcome = format!(
-            "incident {} was opened at {opened}, before the monitor's current problem started \
-             ({started}): not applied to it",
-            change.incident_id
+            "incident {} was opened at {opened}, before the monitor's current problem began \
+             ({}): not applied to it",
+            change.incident_id, row.problem_seen_at
         );
         return fx;
     }

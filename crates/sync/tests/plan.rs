@@ -23,6 +23,7 @@ fn row(state: MonitorState, incident: Option<&str>) -> MappedIncident {
         monitor_ref: json!({"kind": "object", "host": "db1", "service": "Disk /"}),
         problem_id: Some("7".into()),
         problem_started_at: Some(ts("2026-11-21T10:00:00Z")),
+        problem_seen_at: ts("2026-11-21T10:00:00Z"),
         monitor_state: state,
         monitor_changed_at: ts("2026-11-21T10:00:00Z"),
         incident_id: incident.map(str::to_owned),
@@ -170,8 +171,8 @@ fn what_the_monitor_already_shows_is_not_written_again() {
 
 #[test]
 fn an_incident_older_than_the_current_problem_does_not_touch_it() {
-    // The monitor's problem started at 10:00; this incident was opened at 09:30 for an
-    // earlier occurrence whose resolve was lost.
+    // pagerbridge saw the monitor's problem begin at 10:00; this incident was opened at 09:30
+    // for an earlier occurrence whose resolve was lost.
     let c = change(&v3(
         "incident.acknowledged",
         "user_reference",

@@ -74,6 +74,46 @@ impl TestPd {
             .with_from(DEMO_USER_EMAIL)
     }
 
+    /// Subscribes `url` to every incident event of the account (Webhooks v3) and returns the
+    /// signing secret PagerDuty gives once, at creation.
+    pub async fn subscribe_webhooks(&self, url: &str) -> String {
+        let sub = self
+            .rest()
+            .create_webhook_subscription(&pagerduty::rest::WebhookSubscription {
+                id: None,
+                kind: "webhook_subscription".into(),
+                active: true,
+                delivery_method: pagerduty::rest::DeliveryMethod {
+                    kind: "http_delivery_method".into(),
+                    url: url.to_owned(),
+                    secret: None,
+                    temporarily_disabled: None,
+                    custom_headers: Vec::new(),
+                },
+                description: Some("pagerbridge test".into()),
+                events: [
+                    "incident.triggered",
+                    "incident.acknowledged",
+                    "incident.unacknowledged",
+                    "incident.resolved",
+                    "incident.annotated",
+                    "incident.reopened",
+                ]
+                .map(String::from)
+                .to_vec(),
+                filter: pagerduty::rest::SubscriptionFilter {
+                    kind: "account_reference".into(),
+                    id: None,
+                },
+                extra: Default::default(),
+            })
+            .await
+            .expect("the subscription is created");
+        sub.delivery_method
+            .secret
+            .expect("PagerDuty returns the secret at creation")
+    }
+
     /// Checks the responses so far; also done on drop.
     pub fn check_contract(&self) {
         let violations = contract_violations(self);

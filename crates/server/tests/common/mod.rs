@@ -156,6 +156,16 @@ impl Daemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
+        Daemon::start_on(config, dir, listener).await
+    }
+
+    /// On a listener bound beforehand, for tests that must know the daemon's address before
+    /// writing its configuration (a webhook subscription's URL, and its secret in the file).
+    pub async fn start_on(
+        config: Config,
+        dir: TempDir,
+        listener: tokio::net::TcpListener,
+    ) -> Daemon {
         let running = match pagerbridge_server::start(&config, Some(listener)).await {
             Ok(r) => r,
             Err(e) => panic!("the daemon starts: {e}"),

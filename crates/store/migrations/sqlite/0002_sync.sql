@@ -9,6 +9,9 @@ CREATE TABLE incidents (
     monitor_ref        TEXT    NOT NULL,
     problem_id         TEXT,
     problem_started_at INTEGER,
+    -- When pagerbridge stored the current problem's first event (its own clock, comparable
+    -- with PagerDuty's incident times, unlike the monitor's).
+    problem_seen_at    INTEGER NOT NULL,
     monitor_state      TEXT    NOT NULL
                        CHECK (monitor_state IN ('problem', 'acknowledged', 'recovered')),
     monitor_changed_at INTEGER NOT NULL,

@@ -1,0 +1,329 @@
+//! The way back through the daemon: PagerDuty's Webhooks v3 (signed, from the emulator's own
+//! subscription) and the legacy V2 route store each change once, answer at once, and the sync
+//! task writes it back to the monitor that holds the problem, never echoing pagerbridge's own
+//! changes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use pagerbridge_store::SyncStore;
+use pagerbridge_testkit::{Canned, Recorder, TestPd};
+use pagerduty::rest::{IncidentStatus, IncidentUpdate};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn firing(status: &str) -> Vec<u8> {
+    json!({
+        "version": "4", "status": status, "receiver": "pagerbridge", "groupKey": "{}:{}",
+        "alerts": [{
+            "status": status,
+            "labels": {"alertname": "DiskFull", "instance": "db1:9100", "severity": "critical"},
+            "annotations": {"summary": "Disk full on db1"},
+            "startsAt": "2026-11-21T10:00:00Z",
+            "fingerprint": "d1a2b3c4",
+            "generatorURL": "http://prometheus:9090/graph",
+        }],
+    })
+    .to_string()
+    .into_bytes()
+}
+
+struct Setup {
+    pd: TestPd,
+    daemon: Daemon,
+    monitor: Recorder,
+    secret: String,
+}
+
+/// The emulator subscribed to the daemon's webhook route; an Alertmanager source whose
+/// problems a `webhook` monitor (a recorder) holds.
+async fn setup(extra: &str) -> Setup {
+    let pd = TestPd::start().await;
+    let monitor = Recorder::start(Canned::json(200, json!({"ok": true}))).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let secret = pd
+        .subscribe_webhooks(&format!("http://{addr}/webhooks/pagerduty"))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let o = Opts {
+        extra: format!(
+            r#"
+[routing]
+default_routing_key = "{DEMO_ROUTING_KEY}"
+
+[[sources]]
+name = "am"
+kind = "alertmanager"
+
+[sync.webhooks]
+secrets = ["{secret}"]
+legacy_secret = "legacyLegacy0123456789"
+
+[sync.writeback]
+initial_backoff = "100ms"
+max_backoff = "1s"
+
+[[monitors]]
+name = "hook"
+kind = "webhook"
+url = "{url}"
+sources = ["am"]
+{extra}
+"#,
+            url = monitor.url()
+        ),
+        ..Opts::default()
+    };
+    let config = config(&pd.url(), dir.path(), "data", &o);
+    let daemon = Daemon::start_on(config, dir, listener).await;
+    Setup {
+        pd,
+        daemon,
+        monitor,
+        secret,
+    }
+}
+
+async fn post_raw(d: &Daemon, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
+    let mut req = d
+        .http
+        .post(format!("{}{path}", d.base))
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    answer(req).await
+}
+
+async fn the_incident(pd: &TestPd) -> pagerduty::rest::Incident {
+    eventually("the incident opens", WAIT, || async {
+        let w = pd.world();
+        w.incidents.first().map(|i| i.id.clone())
+    })
+    .await;
+    let id = pd.world().incidents[0].id.clone();
+    pd.rest().get_incident(&id).await.unwrap()
+}
+
+async fn sync_store(d: &Daemon) -> std::sync::Arc<pagerbridge_store::sqlite::SqliteStore> {
+    std::sync::Arc::new(
+        pagerbridge_store::sqlite::SqliteStore::open(&d.db_path())
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_in_pagerduty_reaches_the_monitor_and_our_own_resolve_does_not() {
+    let s = setup("").await;
+    let a = post_raw(&s.daemon, "/ingest/am", firing("firing"), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let inc = the_incident(&s.pd).await;
+    let url = inc.html_url.clone().expect("incidents have a page");
+
+    // A person acknowledges in PagerDuty.
+    s.pd.rest()
+        .update_incident(
+            &inc.id,
+            &IncidentUpdate::status(IncidentStatus::Acknowledged),
+        )
+        .await
+        .unwrap();
+    let got = s.monitor.wait_for(1, WAIT).await;
+    let body = got[0].json();
+    assert_eq!(body["action"], "acknowledge", "{body}");
+    assert_eq!(
+        body["author"], "Ada Operator",
+        "the responder's name: {body}"
+    );
+    assert_eq!(body["incident"]["id"], inc.id.as_str());
+    assert_eq!(body["incident"]["url"], url.as_str());
+    assert!(body["comment"].as_str().unwrap().contains(&url), "{body}");
+    assert_eq!(
+        body["monitor_ref"]["kind"], "matchers",
+        "the Alertmanager problem it was for: {body}"
+    );
+    assert_eq!(body["monitor_ref"]["matchers"]["alertname"], "DiskFull");
+
+    let store = sync_store(&s.daemon).await;
+    let rows = eventually("the map learns the incident", WAIT, || async {
+        let rows = store.list_incidents(false, 10).await.unwrap();
+        rows.first()
+            .filter(|r| r.pd_status.as_deref() == Some("acknowledged"))
+            .cloned()
+    })
+    .await;
+    assert_eq!(rows.incident_id.as_deref(), Some(inc.id.as_str()));
+    assert_eq!(rows.incident_url.as_deref(), Some(url.as_str()));
+
+    // The problem recovers in the monitor: pagerbridge resolves the incident, PagerDuty tells
+    // us so (agent: the integration), and nothing is written back.
+    let a = post_raw(&s.daemon, "/ingest/am", firing("resolved"), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    eventually("PagerDuty's resolve is processed", WAIT, || async {
+        let rows = store.list_incidents(false, 10).await.unwrap();
+        rows.first()
+            .filter(|r| r.pd_status.as_deref() == Some("resolved"))
+            .cloned()
+    })
+    .await;
+    eventually("the inbox is empty", WAIT, || async {
+        store
+            .inbox_pending(10)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.monitor.requests().len(),
+        1,
+        "our own resolve is not echoed back: {:?}",
+        s.monitor
+            .requests()
+            .iter()
+            .map(|r| r.json())
+            .collect::<Vec<_>>()
+    );
+    let delivered = s.pd.deliveries();
+    assert!(
+        delivered
+            .iter()
+            .all(|d| matches!(d.last_status, Some(200 | 202))),
+        "every delivery answered 2xx: {delivered:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_badly_signed_and_repeated_deliveries() {
+    let s = setup("").await;
+    let body = br#"{"event":{"id":"E1","event_type":"incident.acknowledged","resource_type":"incident","occurred_at":"2026-11-21T10:00:00Z","agent":null,"client":null,"data":{"id":"PX","type":"incident","status":"acknowledged"}}}"#.to_vec();
+    let a = post_raw(&s.daemon, "/webhooks/pagerduty", body.clone(), &[]).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert_eq!(a.body["field"], "X-PagerDuty-Signature");
+    let wrong = pagerduty::webhook::sign(b"not the secret", &body);
+    let a = post_raw(
+        &s.daemon,
+        "/webhooks/pagerduty",
+        body.clone(),
+        &[("x-pagerduty-signature", wrong.as_str())],
+    )
+    .await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    let store = sync_store(&s.daemon).await;
+    assert!(store.inbox_pending(10).await.unwrap().is_empty());
+
+    // Signed with the old secret and the new one during a rotation: accepted once.
+    let both = format!(
+        "{},{}",
+        pagerduty::webhook::sign(b"old-secret", &body),
+        pagerduty::webhook::sign(s.secret.as_bytes(), &body)
+    );
+    let headers = [
+        ("x-pagerduty-signature", both.as_str()),
+        ("x-webhook-id", "wh-0001"),
+    ];
+    let a = post_raw(&s.daemon, "/webhooks/pagerduty", body.clone(), &headers).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let a = post_raw(&s.daemon, "/webhooks/pagerduty", body.clone(), &headers).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["status"], "duplicate");
+
+    let sig = pagerduty::webhook::sign(s.secret.as_bytes(), b"[1,2]");
+    let a = post_raw(
+        &s.daemon,
+        "/webhooks/pagerduty",
+        b"[1,2]".to_vec(),
+        &[("x-pagerduty-signature", sig.as_str())],
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["field"], "event");
+
+    // The legacy route: the secret in the path.
+    let v2 = json!({"messages": [{"id": "m-1", "event": "incident.acknowledge",
+        "created_on": "2026-11-21T10:00:00Z", "incident": {"id": "PX"}, "log_entries": []}]});
+    let a = post_raw(
+        &s.daemon,
+        "/webhooks/pagerduty-v2/wrongwrongwrong000000",
+        v2.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    let a = post_raw(
+        &s.daemon,
+        "/webhooks/pagerduty-v2/legacyLegacy0123456789",
+        v2.to_string().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["new"], 1);
+    let a = post_raw(
+        &s.daemon,
+        "/webhooks/pagerduty-v2/legacyLegacy0123456789",
+        json!({"messages": [{"event": "x"}]})
+            .to_string()
+            .into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.body["field"], "messages[0].id");
+
+    // Both stored changes are processed (neither is an incident pagerbridge opened).
+    eventually("the inbox is processed", WAIT, || async {
+        store
+            .inbox_pending(10)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(s.monitor.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_that_is_down_gets_the_write_back_when_it_comes_back() {
+    let s = setup("").await;
+    s.monitor
+        .set_default(Canned::json(503, json!({"error": "starting"})));
+    let a = post_raw(&s.daemon, "/ingest/am", firing("firing"), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let inc = the_incident(&s.pd).await;
+    s.pd.rest()
+        .create_note(&inc.id, "replacing the disk")
+        .await
+        .unwrap();
+    let failed = s.monitor.wait_for(2, WAIT).await;
+    assert!(failed.len() >= 2, "retried while the monitor answers 503");
+    s.monitor
+        .set_default(Canned::json(200, json!({"ok": true})));
+    let got = eventually("the write-back lands", WAIT, || async {
+        let store = sync_store(&s.daemon).await;
+        let done = store
+            .list_writebacks(Some(pagerbridge_store::WritebackState::Done), 10)
+            .await
+            .unwrap();
+        done.first().cloned()
+    })
+    .await;
+    assert!(got.attempts >= 3, "{got:?}");
+    let last: Value = s.monitor.requests().last().unwrap().json();
+    assert_eq!(last["action"], "comment");
+    assert!(
+        last["comment"]
+            .as_str()
+            .unwrap()
+            .contains("replacing the disk"),
+        "{last}"
+    );
+}

@@ -1,0 +1,296 @@
+//! The way back, running: inbox items become planned effects, write-backs are carried out with
+//! retries. One task in the daemon runs [`Sync::run`]; the webhook routes wake it after they
+//! store a delivery.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use pagerbridge_model::MonitorRef;
+use pagerbridge_store::{StoreError, SyncStore, WritebackOutcome, WritebackRecord};
+use tokio::sync::{Notify, watch};
+
+use crate::plan::{self, MonitorRoute};
+use crate::writeback::{Adapter, Change, Request};
+
+/// How failed write-backs are retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+    /// A write-back still failing this long after it was created is given up.
+    pub give_up_after: Duration,
+}
+
+impl Backoff {
+    /// The wait after `attempts` failures: doubling from `initial`, capped at `max`, with up to
+    /// 20% of jitter so that many write-backs to a monitor that comes back do not return at once.
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(2u32.saturating_pow(attempts.min(20)))
+            .min(self.max);
+        let jitter = rand::random::<f64>() * 0.2;
+        base.mul_f64(1.0 - jitter)
+    }
+}
+
+/// A configured monitor: where its write-backs go and what it does with each change.
+pub struct MonitorTarget {
+    pub route: MonitorRoute,
+    pub adapter: Arc<dyn Adapter>,
+}
+
+pub struct Sync {
+    store: Arc<dyn SyncStore>,
+    monitors: Vec<MonitorRoute>,
+    adapters: HashMap<String, Arc<dyn Adapter>>,
+    /// `[[sources]]` name -> kind, so a monitor listing a kind takes named sources of it.
+    source_kinds: HashMap<String, String>,
+    backoff: Backoff,
+    wake: Notify,
+}
+
+/// What one pass did, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub processed: usize,
+    pub written: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+const BATCH: usize = 100;
+/// Longest a write-back call may take, whatever the adapter's own timeouts.
+const CALL_LIMIT: Duration = Duration::from_secs(60);
+
+impl Sync {
+    pub fn new(
+        store: Arc<dyn SyncStore>,
+        monitors: Vec<MonitorTarget>,
+        source_kinds: HashMap<String, String>,
+        backoff: Backoff,
+    ) -> Sync {
+        let adapters = monitors
+            .iter()
+            .map(|m| (m.route.name.clone(), m.adapter.clone()))
+            .collect();
+        Sync {
+            store,
+            monitors: monitors.into_iter().map(|m| m.route).collect(),
+            adapters,
+            source_kinds,
+            backoff,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Something new is in the inbox (a webhook was stored): process it now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Plans every pending inbox item, oldest first, storing each one's effects with it.
+    pub async fn process_inbox(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let mut processed = 0;
+        loop {
+            let items = self.store.inbox_pending(BATCH).await?;
+            if items.is_empty() {
+                return Ok(processed);
+            }
+            for item in &items {
+                let effects = match plan::parse(&item.origin, &item.body) {
+                    Ok(Some(change)) => {
+                        let by_id = self.store.incident_by_id(&change.incident_id).await?;
+                        let by_key = match (&by_id, &change.incident_key) {
+                            (None, Some(key)) => self.store.incidents_by_dedup_key(key).await?,
+                            _ => Vec::new(),
+                        };
+                        let row = plan::find_row(&change, by_id.as_ref(), &by_key);
+                        let monitors = row
+                            .map(|r| {
+                                plan::monitors_for(
+                                    &self.monitors,
+                                    &r.source,
+                                    self.source_kinds.get(&r.source).map(String::as_str),
+                                )
+                            })
+                            .unwrap_or_default();
+                        plan::plan(&change, row, &monitors)
+                    }
+                    Ok(None) => pagerbridge_store::SyncEffects {
+                        outcome: "nothing to do (not an incident change)".into(),
+                        ..Default::default()
+                    },
+                    Err(why) => {
+                        tracing::warn!(id = item.id, origin = %item.origin, %why,
+                            "a stored PagerDuty change cannot be read; set aside");
+                        pagerbridge_store::SyncEffects {
+                            outcome: format!("unreadable: {why}"),
+                            ..Default::default()
+                        }
+                    }
+                };
+                tracing::info!(id = item.id, origin = %item.origin, outcome = %effects.outcome,
+                    "PagerDuty change processed");
+                self.store.inbox_done(item.id, &effects, now).await?;
+                processed += 1;
+            }
+        }
+    }
+
+    /// Carries out the write-backs due at `now`: each monitor's in its own task, so a monitor
+    /// that is down (and times out) does not hold up the others.
+    pub async fn run_writebacks(&self, now: Timestamp) -> Result<Pass, StoreError> {
+        let due = self.store.due_writebacks(now, BATCH).await?;
+        let mut per_monitor: HashMap<String, Vec<WritebackRecord>> = HashMap::new();
+        for w in due {
+            per_monitor.entry(w.monitor.clone()).or_default().push(w);
+        }
+        let runs = per_monitor
+            .into_values()
+            .map(|items| self.run_monitor(items, now));
+        let mut pass = Pass::default();
+        for r in futures::future::join_all(runs).await {
+            let r = r?;
+            pass.written += r.written;
+            pass.retried += r.retried;
+            pass.failed += r.failed;
+        }
+        Ok(pass)
+    }
+
+    async fn run_monitor(
+        &self,
+        items: Vec<WritebackRecord>,
+        now: Timestamp,
+    ) -> Result<Pass, StoreError> {
+        let mut pass = Pass::default();
+        for w in items {
+            let outcome = self.attempt(&w).await;
+            let outcome = match outcome {
+                WritebackOutcome::Retry { error, .. }
+                    if now.duration_since(w.created_at)
+                        >= SignedDuration::try_from(self.backoff.give_up_after)
+                            .unwrap_or(SignedDuration::MAX) =>
+                {
+                    WritebackOutcome::Failed {
+                        error: format!("gave up after {} attempts: {error}", w.attempts + 1),
+                    }
+                }
+                WritebackOutcome::Retry { error, .. } => WritebackOutcome::Retry {
+                    error,
+                    retry_at: now
+                        + SignedDuration::try_from(self.backoff.delay(w.attempts))
+                            .unwrap_or(SignedDuration::from_secs(60)),
+                },
+                other => other,
+            };
+            match &outcome {
+                WritebackOutcome::Done { detail, .. } => {
+                    pass.written += 1;
+                    tracing::info!(id = w.id, monitor = %w.monitor, dedup_key = %w.dedup_key,
+                        %detail, "written back");
+                }
+                WritebackOutcome::Retry { error, retry_at } => {
+                    pass.retried += 1;
+                    tracing::warn!(id = w.id, monitor = %w.monitor, dedup_key = %w.dedup_key,
+                        %error, %retry_at, "write-back failed; will retry");
+                }
+                WritebackOutcome::Failed { error } => {
+                    pass.failed += 1;
+                    tracing::error!(id = w.id, monitor = %w.monitor, dedup_key = %w.dedup_key,
+                        %error, "write-back failed for good");
+                }
+            }
+            self.store
+                .finish_writeback(w.id, &outcome, Timestamp::now())
+                .await?;
+        }
+        Ok(pass)
+    }
+
+    async fn attempt(&self, w: &WritebackRecord) -> WritebackOutcome {
+        let Some(adapter) = self.adapters.get(&w.monitor) else {
+            return WritebackOutcome::Failed {
+                error: format!("monitor {:?} is no longer configured", w.monitor),
+            };
+        };
+        let change: Change = match serde_json::from_value(w.change["change"].clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                return WritebackOutcome::Failed {
+                    error: format!("the stored change cannot be read: {e}"),
+                };
+            }
+        };
+        let target: MonitorRef = match serde_json::from_value(w.change["target"].clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                return WritebackOutcome::Failed {
+                    error: format!("the stored monitor reference cannot be read: {e}"),
+                };
+            }
+        };
+        let memo = match self.store.incidents_by_dedup_key(&w.dedup_key).await {
+            Ok(rows) => rows
+                .into_iter()
+                .find(|r| r.routing_key == w.routing_key)
+                .and_then(|r| r.memo),
+            Err(e) => {
+                return WritebackOutcome::Retry {
+                    error: format!("reading the incident map: {e}"),
+                    retry_at: Timestamp::now(),
+                };
+            }
+        };
+        let req = Request {
+            target: &target,
+            change: &change,
+            memo: memo.as_ref(),
+        };
+        match tokio::time::timeout(CALL_LIMIT, adapter.apply(req)).await {
+            Ok(Ok(applied)) => WritebackOutcome::Done {
+                detail: applied.detail,
+                memo: applied.memo,
+            },
+            Ok(Err(e)) if e.retry => WritebackOutcome::Retry {
+                error: e.message,
+                retry_at: Timestamp::now(),
+            },
+            Ok(Err(e)) => WritebackOutcome::Failed { error: e.message },
+            Err(_) => WritebackOutcome::Retry {
+                error: format!("no answer within {}s", CALL_LIMIT.as_secs()),
+                retry_at: Timestamp::now(),
+            },
+        }
+    }
+
+    /// Runs until `stop`: processes the inbox when woken (or every few seconds) and carries
+    /// out due write-backs.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let now = Timestamp::now();
+            if let Err(e) = self.process_inbox(now).await {
+                tracing::warn!(error = %e, "cannot process PagerDuty's changes; trying again");
+            }
+            let busy = match self.run_writebacks(Timestamp::now()).await {
+                Ok(p) => p.written + p.retried + p.failed > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot run write-backs; trying again");
+                    false
+                }
+            };
+            if busy {
+                // The next write-back of a lane becomes due once its head is done.
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
