@@ -4,6 +4,7 @@ mod docs;
 mod errors;
 mod loading;
 mod monitors;
+mod writeback_snippets;
 
 use std::path::{Path, PathBuf};
 
