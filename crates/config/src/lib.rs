@@ -155,6 +155,12 @@ impl Config {
         self.outbox.validate(v);
         sources::validate(&mut self.sources, v);
         self.sync.validate(v);
+        if self.sync.poller.enabled && self.pagerduty.api_token.is_none() {
+            v.problem(
+                "sync.poller.enabled",
+                "polling reads PagerDuty's REST API: set pagerduty.api_token",
+            );
+        }
         let base_dir = self.base_dir.clone();
         monitors::validate(&mut self.monitors, &base_dir, v);
         match Rules::compile(&self.routing, &self.rules) {

@@ -17,6 +17,7 @@ use pagerbridge_store::group_commit::GroupCommit;
 use pagerbridge_store::sqlite::{DataDirLock, SqliteStore};
 use pagerbridge_store::{Store, StoreError, SyncStore};
 use pagerbridge_sync::plan::MonitorRoute;
+use pagerbridge_sync::poller::Poller;
 use pagerbridge_sync::worker::{Backoff, MonitorTarget, Sync};
 use pagerduty::EventsClient;
 use tokio::net::TcpListener;
@@ -173,6 +174,23 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
     let sync_store: Arc<dyn SyncStore> = store.clone();
     let sync = Arc::new(configured_sync(config, sync_store.clone())?);
     tasks.push(tokio::spawn(sync.clone().run(stopped.clone())));
+    if config.sync.poller.enabled {
+        let token = config
+            .pagerduty
+            .api_token
+            .as_ref()
+            .map(|t| t.expose().to_owned())
+            .unwrap_or_default();
+        let rest = pagerduty::RestClient::new(&config.pagerduty.client_config(), token)?;
+        let poller = Poller::new(rest, config.sync.poller.lookback.get());
+        tasks.push(tokio::spawn(poll_loop(
+            poller,
+            sync_store.clone(),
+            sync.clone(),
+            config.sync.poller.interval.get(),
+            stopped.clone(),
+        )));
+    }
     let hooks = Arc::new(Webhooks {
         store: sync_store,
         sync,
@@ -305,6 +323,30 @@ pub fn configured_sync(config: &Config, store: Arc<dyn SyncStore>) -> Result<Syn
             give_up_after: w.give_up_after.get(),
         },
     ))
+}
+
+/// Polls PagerDuty's log entries every `every` until stopped; what is new wakes the sync task.
+async fn poll_loop(
+    poller: Poller,
+    store: Arc<dyn SyncStore>,
+    sync: Arc<Sync>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match poller.poll_once(store.as_ref(), Timestamp::now()).await {
+            Ok(report) if report.stored > 0 => {
+                tracing::info!(%report, "polled PagerDuty's changes");
+                sync.wake();
+            }
+            Ok(report) => tracing::debug!(%report, "polled PagerDuty's changes"),
+            Err(e) => tracing::warn!(error = %e, "cannot poll PagerDuty's changes; trying again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Deletes delivered records once they are older than the retention, a few times per retention

@@ -327,3 +327,63 @@ async fn a_monitor_that_is_down_gets_the_write_back_when_it_comes_back() {
         "{last}"
     );
 }
+
+/// Behind a firewall: no webhooks, the daemon polls PagerDuty's log entries instead, and the
+/// acknowledgement reaches the monitor the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_webhooks_off_polling_brings_the_acknowledgement() {
+    let pd = TestPd::start().await;
+    let monitor = Recorder::start(Canned::json(200, json!({"ok": true}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let o = Opts {
+        extra: format!(
+            r#"
+[routing]
+default_routing_key = "{DEMO_ROUTING_KEY}"
+
+[[sources]]
+name = "am"
+kind = "alertmanager"
+
+[sync.poller]
+enabled = true
+interval = "5s"
+
+[[monitors]]
+name = "hook"
+kind = "webhook"
+url = "{url}"
+sources = ["am"]
+"#,
+            url = monitor.url()
+        ),
+        ..Opts::default()
+    };
+    let text = config_text(&pd.url(), "data", &o).replace(
+        "[pagerduty]\n",
+        &format!(
+            "[pagerduty]\napi_token = \"{}\"\n",
+            pagerduty_emulator::seed::DEMO_API_TOKEN
+        ),
+    );
+    let config = pagerbridge_config::Config::from_str(&text, "test.toml", dir.path()).unwrap();
+    assert!(config.sync.webhooks.secrets.is_empty(), "no webhook route");
+    let d = Daemon::start_config(config, dir).await;
+    let a = post_raw(&d, "/ingest/am", firing("firing"), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let inc = the_incident(&pd).await;
+    pd.rest()
+        .update_incident(
+            &inc.id,
+            &IncidentUpdate::status(IncidentStatus::Acknowledged),
+        )
+        .await
+        .unwrap();
+    let got = monitor.wait_for(1, Duration::from_secs(20)).await;
+    let body = got[0].json();
+    assert_eq!(body["action"], "acknowledge", "{body}");
+    assert_eq!(body["author"], "Ada Operator");
+    assert_eq!(body["incident"]["id"], inc.id.as_str());
+    let a = post_raw(&d, "/webhooks/pagerduty", b"{}".to_vec(), &[]).await;
+    assert_eq!(a.status, 404, "the webhook route is off: {}", a.body);
+}

@@ -152,3 +152,15 @@ max_backoff = "10s"
         "an unset env secret is named: {err}"
     );
 }
+
+#[test]
+fn polling_needs_the_rest_api_token() {
+    let got = problems("[sync.poller]\nenabled = true\n");
+    assert_eq!(
+        got,
+        [
+            "pagerbridge.toml:2:11: sync.poller.enabled: polling reads PagerDuty's REST API: set pagerduty.api_token"
+        ]
+    );
+    assert!(parse("[pagerduty]\napi_token = \"t\"\n[sync.poller]\nenabled = true\n").is_ok());
+}
