@@ -334,6 +334,21 @@ pub fn plan(
         );
         return fx;
     }
+    // The same change arriving a second way (a webhook and the poller both on): PagerDuty's
+    // side already shows it, at the same moment.
+    if known
+        && let Some(status) = change.status()
+        && row.pd_status.as_deref() == Some(status)
+        && row.pd_changed_at.is_some_and(|t| {
+            t.duration_since(change.at).abs() <= jiff::SignedDuration::from_secs(1)
+        })
+    {
+        fx.outcome = format!(
+            "{}: seen already (it arrived another way)",
+            describe(change)
+        );
+        return fx;
+    }
     let (incident_id, incident_url) = match &change.kind {
         ChangeKind::Merged { into_id, into_url } => (into_id.clone(), into_url.clone()),
         _ => (change.incident_id.clone(), change.incident_url.clone()),

@@ -359,3 +359,23 @@ fn monitors_take_their_sources_by_name_or_kind_and_rows_are_found_by_service() {
         "another incident's row"
     );
 }
+
+#[test]
+fn the_same_change_arriving_by_webhook_and_by_polling_is_written_once() {
+    let c = change(&v3(
+        "incident.acknowledged",
+        "user_reference",
+        incident_data("2026-11-21T10:01:00Z"),
+    ));
+    let mut r = row(MonitorState::Problem, Some("PINC1"));
+    r.pd_status = Some("acknowledged".into());
+    r.pd_changed_at = Some(ts("2026-11-21T10:05:00Z"));
+    let fx = plan(&c, Some(&r), &[&nagios()]);
+    assert!(fx.writebacks.is_empty(), "{}", fx.outcome);
+    assert!(fx.outcome.contains("seen already"), "{}", fx.outcome);
+
+    // Acknowledged again later (after an unacknowledge): a new change.
+    r.pd_changed_at = Some(ts("2026-11-21T09:58:00Z"));
+    let fx = plan(&c, Some(&r), &[&nagios()]);
+    assert_eq!(fx.writebacks.len(), 1, "{}", fx.outcome);
+}
