@@ -18,6 +18,7 @@ use pagerbridge_store::sqlite::{DataDirLock, SqliteStore};
 use pagerbridge_store::{Store, StoreError, SyncStore};
 use pagerbridge_sync::plan::MonitorRoute;
 use pagerbridge_sync::poller::Poller;
+use pagerbridge_sync::reconciler::Reconciler;
 use pagerbridge_sync::worker::{Backoff, MonitorTarget, Sync};
 use pagerduty::EventsClient;
 use tokio::net::TcpListener;
@@ -174,6 +175,28 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
     let sync_store: Arc<dyn SyncStore> = store.clone();
     let sync = Arc::new(configured_sync(config, sync_store.clone())?);
     tasks.push(tokio::spawn(sync.clone().run(stopped.clone())));
+    match (&config.pagerduty.api_token, config.sync.reconciler.enabled) {
+        (Some(token), true) => {
+            let rest =
+                pagerduty::RestClient::new(&config.pagerduty.client_config(), token.expose())?;
+            let every = config.sync.reconciler.interval.get();
+            // A recovery younger than one pass (at most two minutes) may still be on its way.
+            let reconciler = Reconciler::new(rest).with_settle(every.min(Duration::from_secs(120)));
+            let outbox: Arc<dyn Store> = store.clone();
+            tasks.push(tokio::spawn(reconcile_loop(
+                reconciler,
+                outbox,
+                sync_store.clone(),
+                sync.clone(),
+                every,
+                stopped.clone(),
+            )));
+        }
+        (None, true) if !config.monitors.is_empty() => tracing::info!(
+            "the reconciler is off: it reads PagerDuty's REST API, and pagerduty.api_token is not set"
+        ),
+        _ => {}
+    }
     if config.sync.poller.enabled {
         let token = config
             .pagerduty
@@ -323,6 +346,34 @@ pub fn configured_sync(config: &Config, store: Arc<dyn SyncStore>) -> Result<Syn
             give_up_after: w.give_up_after.get(),
         },
     ))
+}
+
+/// Reconciles the map with PagerDuty every `every` until stopped.
+async fn reconcile_loop(
+    reconciler: Reconciler,
+    outbox: Arc<dyn Store>,
+    store: Arc<dyn SyncStore>,
+    sync: Arc<Sync>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match reconciler
+            .reconcile_once(outbox.as_ref(), store.as_ref(), Timestamp::now())
+            .await
+        {
+            Ok(report) if report.resolves_resent + report.changes_fed + report.ids_learned > 0 => {
+                tracing::info!(%report, "reconciled with PagerDuty");
+                sync.wake();
+            }
+            Ok(report) => tracing::debug!(%report, "reconciled with PagerDuty"),
+            Err(e) => tracing::warn!(error = %e, "cannot reconcile with PagerDuty; trying again"),
+        }
+    }
 }
 
 /// Polls PagerDuty's log entries every `every` until stopped; what is new wakes the sync task.

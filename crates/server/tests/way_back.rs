@@ -78,14 +78,25 @@ sources = ["am"]
         ),
         ..Opts::default()
     };
-    let config = config(&pd.url(), dir.path(), "data", &o);
-    let daemon = Daemon::start_on(config, dir, listener).await;
+    let daemon = Daemon::start_on(with_api_token(&pd, &o, dir.path()), dir, listener).await;
     Setup {
         pd,
         daemon,
         monitor,
         secret,
     }
+}
+
+/// The test configuration with the emulator's REST API token (poller, reconciler).
+fn with_api_token(pd: &TestPd, o: &Opts, dir: &std::path::Path) -> pagerbridge_config::Config {
+    let text = config_text(&pd.url(), "data", o).replace(
+        "[pagerduty]\n",
+        &format!(
+            "[pagerduty]\napi_token = \"{}\"\n",
+            pagerduty_emulator::seed::DEMO_API_TOKEN
+        ),
+    );
+    pagerbridge_config::Config::from_str(&text, "test.toml", dir).unwrap()
 }
 
 async fn post_raw(d: &Daemon, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
@@ -359,14 +370,7 @@ sources = ["am"]
         ),
         ..Opts::default()
     };
-    let text = config_text(&pd.url(), "data", &o).replace(
-        "[pagerduty]\n",
-        &format!(
-            "[pagerduty]\napi_token = \"{}\"\n",
-            pagerduty_emulator::seed::DEMO_API_TOKEN
-        ),
-    );
-    let config = pagerbridge_config::Config::from_str(&text, "test.toml", dir.path()).unwrap();
+    let config = with_api_token(&pd, &o, dir.path());
     assert!(config.sync.webhooks.secrets.is_empty(), "no webhook route");
     let d = Daemon::start_config(config, dir).await;
     let a = post_raw(&d, "/ingest/am", firing("firing"), &[]).await;
@@ -386,4 +390,62 @@ sources = ["am"]
     assert_eq!(body["incident"]["id"], inc.id.as_str());
     let a = post_raw(&d, "/webhooks/pagerduty", b"{}".to_vec(), &[]).await;
     assert_eq!(a.status, 404, "the webhook route is off: {}", a.body);
+}
+
+/// A resolve PagerDuty refused (a 400, so a dead letter: the fast path gave up) leaves the
+/// incident open while the problem has recovered; the reconciler sends the resolve again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_repairs_a_lost_resolve() {
+    let s = setup("\n[sync.reconciler]\ninterval = \"10s\"\n").await;
+    let a = post_raw(&s.daemon, "/ingest/am", firing("firing"), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let inc = the_incident(&s.pd).await;
+    inject(&s.pd, status_fault(400, 1));
+    let a = post_raw(&s.daemon, "/ingest/am", firing("resolved"), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let store = sync_store(&s.daemon).await;
+    eventually("the resolve becomes a dead letter", WAIT, || async {
+        let dead = pagerbridge_store::Store::list(
+            store.as_ref(),
+            &pagerbridge_store::ListQuery {
+                states: vec![pagerbridge_store::State::Dead],
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        (!dead.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.pd.rest().get_incident(&inc.id).await.unwrap().status,
+        IncidentStatus::Triggered,
+        "the resolve was lost"
+    );
+    eventually(
+        "the reconciler resolves it",
+        Duration::from_secs(45),
+        || async {
+            let i = s.pd.rest().get_incident(&inc.id).await.unwrap();
+            (i.status == IncidentStatus::Resolved).then_some(())
+        },
+    )
+    .await;
+    let resent = pagerbridge_store::Store::list(
+        store.as_ref(),
+        &pagerbridge_store::ListQuery {
+            states: vec![pagerbridge_store::State::Delivered],
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        resent.iter().any(|e| e.source == "reconciler"),
+        "sent by the reconciler: {:?}",
+        resent.iter().map(|e| &e.source).collect::<Vec<_>>()
+    );
+    assert!(s.monitor.requests().is_empty(), "nothing to write back");
 }

@@ -16,5 +16,6 @@
 
 pub mod plan;
 pub mod poller;
+pub mod reconciler;
 pub mod worker;
 pub mod writeback;

@@ -125,7 +125,7 @@ pub fn parse(origin: &str, body: &[u8]) -> Result<Option<PdChange>, String> {
     match origin {
         "webhook_v3" => parse_v3(&v),
         "webhook_v2" => parse_v2(&v),
-        "poller" => parse_log_entry(&v),
+        "poller" | "reconciler" => parse_log_entry(&v),
         other => Err(format!("unknown origin {other:?}")),
     }
 }
