@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use comfy_table::{CellAlignment, Table, presets};
 use jiff::Timestamp;
 use pagerbridge_store::sqlite::SqliteStore;
-use pagerbridge_store::{EventKind, EventRecord, ListQuery, QueueStats, State, Store, StoreError};
+use pagerbridge_store::{
+    EventKind, EventRecord, ListQuery, QueueStats, State, Store, StoreError, SyncStore,
+    WritebackState,
+};
 use serde_json::{Value, json};
 
 use crate::store_args::{Create, StoreArgs};
@@ -40,6 +43,23 @@ pub struct Args {
     command: Command,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum WritebackStateArg {
+    Pending,
+    Done,
+    Failed,
+}
+
+impl From<WritebackStateArg> for WritebackState {
+    fn from(s: WritebackStateArg) -> WritebackState {
+        match s {
+            WritebackStateArg::Pending => WritebackState::Pending,
+            WritebackStateArg::Done => WritebackState::Done,
+            WritebackStateArg::Failed => WritebackState::Failed,
+        }
+    }
+}
+
 #[derive(clap::Subcommand, Debug)]
 enum Command {
     /// Events by state, the oldest pending one, and the backlog of each routing key.
@@ -58,6 +78,17 @@ enum Command {
     /// lane's order.
     #[command(after_long_help = EXIT_CODES)]
     Retry(RetryArgs),
+    /// Write-backs to the monitors (PagerDuty's changes carried into them), newest first:
+    /// what is waiting, what was done, what failed and why.
+    #[command(after_long_help = EXIT_CODES)]
+    Writebacks {
+        /// Only write-backs in this state.
+        #[arg(long, value_enum)]
+        state: Option<WritebackStateArg>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Stop pending events or dead letters from being delivered (state `dropped`; `retry`
     /// brings them back until they are purged).
     #[command(after_long_help = EXIT_CODES)]
@@ -178,6 +209,9 @@ async fn run(args: Args) -> Result<u8, Failure> {
             change(&store, Change::Retry, ids, now, json, a.all_dead).await
         }
         Command::Drop { ids } => change(&store, Change::Drop, ids, now, json, false).await,
+        Command::Writebacks { state, limit } => {
+            writebacks(&store, state.map(Into::into), limit, now, json).await
+        }
     }
 }
 
@@ -227,6 +261,20 @@ async fn status(store: &SqliteStore, now: Timestamp, json: bool) -> Result<u8, F
         }
         println!("{}", render(&keys));
     }
+    let waiting = store
+        .list_writebacks(Some(WritebackState::Pending), 10_000)
+        .await?
+        .len();
+    let failed = store
+        .list_writebacks(Some(WritebackState::Failed), 10_000)
+        .await?
+        .len();
+    if waiting + failed > 0 {
+        println!();
+        println!(
+            "Write-backs to the monitors: {waiting} waiting, {failed} failed (`pagerbridge queue writebacks`)."
+        );
+    }
     if stats.dead > 0 {
         println!();
         println!(
@@ -234,6 +282,68 @@ async fn status(store: &SqliteStore, now: Timestamp, json: bool) -> Result<u8, F
             stats.dead
         );
     }
+    Ok(0)
+}
+
+async fn writebacks(
+    store: &SqliteStore,
+    state: Option<WritebackState>,
+    limit: usize,
+    now: Timestamp,
+    json: bool,
+) -> Result<u8, Failure> {
+    let rows = store.list_writebacks(state, limit).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("records serialise")
+        );
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!(
+            "No write-backs{}.",
+            state
+                .map(|s| format!(" {}", s.as_str()))
+                .unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    let mut t = table(&[
+        "ID",
+        "MONITOR",
+        "ACTION",
+        "DEDUP KEY",
+        "STATE",
+        "TRIES",
+        "WHEN",
+        "LAST ERROR / RESULT",
+    ]);
+    right_align(&mut t, &[0, 5]);
+    for w in &rows {
+        let when = match w.state {
+            WritebackState::Pending => next_attempt(Some(w.next_attempt_at), now),
+            _ => w.finished_at.map(|t| age(t, now)).unwrap_or_default(),
+        };
+        let last = match w.state {
+            WritebackState::Done => w.detail.clone().unwrap_or_default(),
+            _ => w.last_error.clone().unwrap_or_default(),
+        };
+        t.add_row(vec![
+            w.id.to_string(),
+            w.monitor.clone(),
+            w.change["change"]["action"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned(),
+            shorten_middle(&w.dedup_key, 32),
+            w.state.as_str().to_owned(),
+            w.attempts.to_string(),
+            when,
+            truncate(&one_line(&last), 70),
+        ]);
+    }
+    println!("{}", render(&t));
     Ok(0)
 }
 
