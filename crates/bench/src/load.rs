@@ -59,6 +59,17 @@ impl Conn {
         path: &str,
         body: Option<Bytes>,
     ) -> anyhow::Result<Answer> {
+        self.request_with(method, path, body, &[]).await
+    }
+
+    /// A request with extra headers (a webhook's signature and id).
+    pub async fn request_with(
+        &mut self,
+        method: http::Method,
+        path: &str,
+        body: Option<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Answer> {
         self.sender.ready().await?;
         let mut req = Request::builder()
             .method(method)
@@ -66,6 +77,9 @@ impl Conn {
             .header(header::HOST, &self.host);
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let req = req.body(Full::new(body.unwrap_or_default()))?;
         let resp = self.sender.send_request(req).await?;

@@ -14,6 +14,7 @@ mod procs;
 mod sendcmd;
 mod stats;
 mod storebench;
+mod webhookbench;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -145,6 +146,22 @@ enum Command {
         work: PathBuf,
         #[arg(long, default_value_t = 300)]
         calls: usize,
+    },
+    /// PagerDuty's Webhooks v3 into the daemon: time to verify, store and answer a delivery,
+    /// one at a time and with concurrent senders.
+    Webhooks {
+        #[arg(long)]
+        pagerbridge: Option<PathBuf>,
+        #[arg(long, default_value = "target/bench-work")]
+        work: PathBuf,
+        /// Deliveries sent one after another.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Concurrent senders afterwards.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
     },
     /// Everything, against the release binaries, with a markdown summary on stdout.
     All(all::Args),
@@ -313,6 +330,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     storebench::group_commit(&dir, &producers, seconds, keys).await?
                 );
             }
+        }
+        Command::Webhooks {
+            pagerbridge,
+            work,
+            count,
+            clients,
+            seconds,
+        } => {
+            let pb = pagerbridge.unwrap_or_else(procs::default_pagerbridge);
+            std::fs::create_dir_all(&work)?;
+            let work = std::fs::canonicalize(&work)?;
+            let r = webhookbench::run(&pb, &work, count, clients, seconds).await?;
+            println!("{}", r.lines());
         }
         Command::All(args) => all::run(args).await?,
     }

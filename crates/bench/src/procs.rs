@@ -203,6 +203,27 @@ pub async fn daemon(pagerbridge: &Path, dir: &Path, setup: &DaemonSetup) -> anyh
     .await
 }
 
+/// Starts `pagerbridge serve` with the configuration already in `dir/pagerbridge.toml`.
+pub async fn daemon_with_config(pagerbridge: &Path, dir: &Path) -> anyhow::Result<Server> {
+    let config = dir.join("pagerbridge.toml");
+    let config = config.to_str().context("non-UTF-8 path")?;
+    Server::spawn(
+        "daemon",
+        pagerbridge,
+        &[
+            "--log-level",
+            "warn",
+            "serve",
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &dir.join("daemon.log"),
+    )
+    .await
+}
+
 /// Starts this binary's `baseline` subcommand.
 pub async fn baseline(work: &Path, validate: bool) -> anyhow::Result<Server> {
     let me = std::env::current_exe()?;
