@@ -8,10 +8,12 @@
 //!
 //! Starting the monitors themselves is `pagerbridge_testkit::monitors`' job, shared with the
 //! write-back tests; this adds the daemon, the emulator and the docs' snippets.
+//! [`way_back`] holds what the write-back tests (`real_writeback_*.rs`) share.
 
 #![allow(dead_code)]
 
 pub mod nagios_family;
+pub mod way_back;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,7 +29,7 @@ pub use pagerbridge_testkit::debian::{
 #[allow(unused_imports)]
 pub use pagerbridge_testkit::monitors::{
     MONITOR_USER, Proc, WAIT, as_user, chown_to_monitor_user, file_tail, free_port, http,
-    monitor_dir, run_ok, wait_for, wait_ready,
+    monitor_dir, run_ok, wait_for, wait_ready, wait_until,
 };
 use pagerduty::rest::IncidentStatus;
 
@@ -58,9 +60,15 @@ pub fn binary_for_monitor_user(dir: &Path) -> PathBuf {
 /// no rate limit of its own; `coalesce = false` so every notification of the monitor reaches
 /// the emulator as its own event (the tests count them).
 pub fn bridge_config(pd_url: &str) -> String {
+    bridge_config_on(pd_url, 0)
+}
+
+/// [`bridge_config`] listening on `port` of 127.0.0.1 (0: a free one the daemon picks), for a
+/// test that must know the daemon's URL before it starts (a webhook subscription to it).
+pub fn bridge_config_on(pd_url: &str, port: u16) -> String {
     format!(
         r#"[server]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{port}"
 data_dir = "data"
 
 [pagerduty]

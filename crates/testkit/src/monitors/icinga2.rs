@@ -240,6 +240,28 @@ impl Icinga2 {
             .map(|rs| rs.iter().map(|r| r["attrs"].clone()).collect())
             .unwrap_or_default()
     }
+
+    /// The comments of the host (`service` None) or the service, oldest first: `entry_type`
+    /// 1 is a user's comment, 4 an acknowledgement's; `author`, `text`.
+    pub async fn comments_of(&self, host: &str, service: Option<&str>) -> Vec<Value> {
+        let mut comments: Vec<Value> = self
+            .comments()
+            .await
+            .into_iter()
+            .filter(|c| {
+                c["host_name"] == host
+                    && match service {
+                        Some(s) => c["service_name"] == s,
+                        None => c["service_name"].as_str().is_none_or(str::is_empty),
+                    }
+            })
+            .collect();
+        comments.sort_by(|a, b| {
+            let t = |c: &Value| c["entry_time"].as_f64().unwrap_or(0.0);
+            t(a).total_cmp(&t(b))
+        });
+        comments
+    }
 }
 
 /// The API's object type and filter for the host (`service` None) or the service; for names

@@ -233,3 +233,21 @@ pub async fn wait_for<T>(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// [`wait_for`] with a check that awaits (an API call, a database query).
+pub async fn wait_until<T>(
+    what: &str,
+    report: impl Fn() -> String,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {WAIT:?} waiting for {what}\n{}", report());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

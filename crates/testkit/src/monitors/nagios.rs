@@ -198,6 +198,30 @@ impl Nagios {
         })
     }
 
+    /// The object's comments in status.dat (`servicecomment` / `hostcomment` blocks), oldest
+    /// first: `entry_type` 1 is a user's comment, 4 an acknowledgement's; `author`,
+    /// `comment_data`.
+    pub fn comments_of(&self, host: &str, service: Option<&str>) -> Vec<BTreeMap<String, String>> {
+        let kind = match service {
+            Some(_) => "servicecomment",
+            None => "hostcomment",
+        };
+        let mut comments: Vec<_> = self
+            .status_blocks(kind)
+            .into_iter()
+            .filter(|fields| {
+                let is = |k: &str, v: Option<&str>| fields.get(k).map(String::as_str) == v;
+                is("host_name", Some(host)) && is("service_description", service)
+            })
+            .collect();
+        comments.sort_by_key(|c| {
+            c.get("comment_id")
+                .and_then(|id| id.parse::<u64>().ok())
+                .unwrap_or(0)
+        });
+        comments
+    }
+
     /// Whether the object has been checked and is in `state` (0 OK or UP).
     pub fn checked_and(&self, host: &str, service: Option<&str>, state: &str) -> bool {
         self.status_of(host, service).is_some_and(|f| {

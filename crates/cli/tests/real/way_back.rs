@@ -1,0 +1,540 @@
+//! Shared by the write-back tests (`real_writeback_*.rs`): what responders do in PagerDuty
+//! (acknowledge, add a note, resolve) carried back into a real monitor by the daemon.
+//!
+//! The emulator plays PagerDuty: the test acts as its demo user ([`RESPONDER`]) through the
+//! REST API, and the emulator tells the daemon through its own Webhooks v3 subscription,
+//! signed with the secret it gave at creation, or the daemon polls its log entries. The daemon
+//! is the real binary (`pagerbridge serve`); its SQLite database is read beside it to count
+//! the write-backs it did.
+
+use std::path::{Path, PathBuf};
+
+use pagerbridge_store::sqlite::SqliteStore;
+use pagerbridge_store::{MappedIncident, SyncStore, WritebackRecord, WritebackState};
+use pagerbridge_testkit::TestPd;
+use pagerduty::rest::{Incident as PdIncident, IncidentStatus, IncidentUpdate};
+
+use super::Bridge;
+
+/// The emulator's demo user, whom `TestPd::rest()` acts as (its `From` header).
+pub const RESPONDER: &str = "Ada Operator";
+
+/// The route of the docs' `[sync.webhooks]` (its default).
+pub const WEBHOOK_PATH: &str = "/webhooks/pagerduty";
+
+/// How PagerDuty's changes reach the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// The emulator's Webhooks v3 subscription posts them to the daemon.
+    Webhooks,
+    /// No subscription: the daemon polls the emulator's log entries (`[sync.poller]`).
+    Poller,
+}
+
+/// The emulator, a directory, and the port the daemon will listen on, chosen before it starts
+/// so that the emulator's subscription (made first: its signing secret goes into the daemon's
+/// configuration) can point at it.
+pub struct WayBack {
+    pub pd: TestPd,
+    pub tmp: tempfile::TempDir,
+    pub port: u16,
+    /// The subscription's signing secret (None when polling).
+    pub secret: Option<String>,
+}
+
+impl WayBack {
+    pub async fn start(tmp: tempfile::TempDir, way: Way) -> WayBack {
+        let pd = TestPd::start().await;
+        let port = super::free_port();
+        let secret = match way {
+            Way::Webhooks => Some(
+                pd.subscribe_webhooks(&format!("http://127.0.0.1:{port}{WEBHOOK_PATH}"))
+                    .await,
+            ),
+            Way::Poller => None,
+        };
+        WayBack {
+            pd,
+            tmp,
+            port,
+            secret,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Where [`Bridge::start`] writes the daemon's configuration: the monitors' notification
+    /// commands name it before the daemon runs.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("pagerbridge.toml")
+    }
+
+    /// The daemon's configuration: [`super::bridge_config_on`] the chosen port, write-backs
+    /// retried quickly, then `extra` (the snippets).
+    pub fn config(&self, extra: &str) -> String {
+        format!(
+            "{}\n[sync.writeback]\ninitial_backoff = \"200ms\"\nmax_backoff = \"1s\"\n\n{extra}",
+            super::bridge_config_on(&self.pd.url(), self.port)
+        )
+    }
+
+    /// Starts the daemon on `config` and checks that it listens where the subscription points.
+    pub async fn start_bridge(
+        &self,
+        config: &str,
+        user: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Bridge {
+        let bridge = Bridge::start(self.dir(), config, user, env).await;
+        assert_eq!(
+            bridge.url,
+            format!("http://127.0.0.1:{}", self.port),
+            "the daemon listens on the port chosen for it\n{}",
+            bridge.proc.log_tail(20)
+        );
+        bridge
+    }
+
+    /// The docs' write-back snippet `name`, with the subscription's secret written in.
+    ///
+    /// The snippet reads the secret from `PAGERDUTY_WEBHOOK_SECRET`. It is written inline here
+    /// because the monitors' notification commands load the same file (`pagerbridge send
+    /// --config`) in the monitor's environment, where that variable is not set, and `send`
+    /// refuses a configuration whose secret it cannot read (nothing would reach PagerDuty).
+    pub fn writeback_snippet(&self, name: &str) -> String {
+        let secret = self
+            .secret
+            .as_deref()
+            .expect("the webhook way has a subscription");
+        let text = super::snippet(name);
+        assert!(
+            text.contains(&format!("path = \"{WEBHOOK_PATH}\"")),
+            "the subscription points at the snippet's route:\n{text}"
+        );
+        super::substitute(
+            &text,
+            "secrets = [{ env = \"PAGERDUTY_WEBHOOK_SECRET\" }]",
+            &format!("secrets = [\"{secret}\"]"),
+        )
+    }
+}
+
+/// Only the `[[monitors]]` part of a write-back snippet (without its `[sync.webhooks]`), for
+/// the polling way.
+pub fn monitors_part(snippet: &str) -> String {
+    let at = snippet
+        .find("[[monitors]]")
+        .unwrap_or_else(|| panic!("the snippet has no [[monitors]] entry:\n{snippet}"));
+    snippet[at..].to_owned()
+}
+
+/// The daemon's database, read beside it.
+pub struct Db(SqliteStore);
+
+impl Db {
+    /// Opens the database of the daemon started in `dir` (`data/pagerbridge.db`, as
+    /// [`super::bridge_config`] says), once the daemon made it.
+    pub async fn open(dir: &Path) -> Db {
+        let path = dir.join("data/pagerbridge.db");
+        assert!(
+            path.exists(),
+            "the daemon's database {} exists once it listens",
+            path.display()
+        );
+        Db(SqliteStore::open_brief(&path)
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display())))
+    }
+
+    /// Every write-back, oldest first.
+    pub async fn writebacks(&self) -> Vec<WritebackRecord> {
+        let mut all = self
+            .0
+            .list_writebacks(None, 1000)
+            .await
+            .expect("list the write-backs");
+        all.reverse();
+        all
+    }
+
+    /// The incident map's row for `dedup_key`.
+    pub async fn incident(&self, dedup_key: &str) -> Option<MappedIncident> {
+        let rows = self
+            .0
+            .incidents_by_dedup_key(dedup_key)
+            .await
+            .expect("read the incident map");
+        assert!(rows.len() <= 1, "one map row per problem: {rows:?}");
+        rows.into_iter().next()
+    }
+
+    /// Nothing left to do: every stored change processed, no write-back waiting.
+    pub async fn idle(&self) -> bool {
+        let pending = self.0.inbox_pending(1).await.expect("read the inbox");
+        let waiting = self
+            .0
+            .list_writebacks(Some(WritebackState::Pending), 1)
+            .await
+            .expect("list the write-backs");
+        pending.is_empty() && waiting.is_empty()
+    }
+}
+
+/// `action` of each write-back, and how it ended, for assertions and messages.
+pub fn summary(writebacks: &[WritebackRecord]) -> Vec<(String, WritebackState)> {
+    writebacks
+        .iter()
+        .map(|w| {
+            (
+                w.change["change"]["action"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned(),
+                w.state,
+            )
+        })
+        .collect()
+}
+
+/// Waits until the emulator has delivered every webhook it queued (answered 2xx) and the
+/// daemon has processed every change and carried out every write-back.
+pub async fn settle(pd: &TestPd, db: &Db, report: impl Fn() -> String) {
+    super::wait_until(
+        "PagerDuty's changes to be delivered and processed",
+        &report,
+        async || {
+            let deliveries = pd.deliveries();
+            let delivered = deliveries
+                .iter()
+                .all(|d| d.state == pagerduty_emulator::webhooks::DeliveryState::Delivered);
+            (delivered && db.idle().await).then_some(())
+        },
+    )
+    .await;
+    for d in pd.deliveries() {
+        assert!(
+            matches!(d.last_status, Some(200 | 202)),
+            "the daemon takes every signed delivery: {d:?}\n{}",
+            report()
+        );
+    }
+}
+
+/// Waits for at least one whole poll of the emulator's log entries that starts from now on.
+pub async fn a_poll_later(pd: &TestPd, report: impl Fn() -> String) {
+    let polls = || {
+        pd.exchanges()
+            .iter()
+            .filter(|x| x.method == "GET" && x.path.starts_with("/log_entries"))
+            .count()
+    };
+    let before = polls();
+    // The poll in flight now may have started before the caller's change; the one after it
+    // did not.
+    super::wait_for("two more polls of PagerDuty's log entries", report, || {
+        (polls() >= before + 2).then_some(())
+    })
+    .await;
+}
+
+/// The incident the emulator opened for `key`, as its REST API shows it.
+pub async fn the_incident(pd: &TestPd, key: &str, report: impl Fn() -> String) -> PdIncident {
+    let id = super::wait_for("the problem to open an incident", report, || {
+        pd.world()
+            .incidents
+            .iter()
+            .find(|i| i.incident_key == key)
+            .map(|i| i.id.clone())
+    })
+    .await;
+    pd.rest()
+        .get_incident(&id)
+        .await
+        .expect("GET /incidents/{id}")
+}
+
+pub async fn acknowledge(pd: &TestPd, id: &str) {
+    let inc = pd
+        .rest()
+        .update_incident(id, &IncidentUpdate::status(IncidentStatus::Acknowledged))
+        .await
+        .expect("the responder acknowledges");
+    assert_eq!(inc.status, IncidentStatus::Acknowledged);
+}
+
+pub async fn resolve(pd: &TestPd, id: &str) {
+    let inc = pd
+        .rest()
+        .update_incident(id, &IncidentUpdate::status(IncidentStatus::Resolved))
+        .await
+        .expect("the responder resolves");
+    assert_eq!(inc.status, IncidentStatus::Resolved);
+}
+
+pub async fn add_note(pd: &TestPd, id: &str, text: &str) {
+    pd.rest()
+        .create_note(id, text)
+        .await
+        .expect("the responder adds a note");
+}
+
+/// A comment on the problem in a Nagios-family monitor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comment {
+    /// The acknowledgement's own comment (entry type 4), as opposed to a user's comment (1).
+    pub ack: bool,
+    pub author: String,
+    pub text: String,
+}
+
+/// How the test sees a Nagios-family monitor (Icinga 2, Nagios 4) holding one service.
+pub trait Monitor {
+    /// The service fails (CRITICAL), as its check says.
+    async fn fail(&self);
+    /// Whether the service's problem is acknowledged.
+    async fn acknowledged(&self) -> bool;
+    /// Whether the service is CRITICAL.
+    async fn critical(&self) -> bool;
+    /// The service's comments, oldest first.
+    async fn comments(&self) -> Vec<Comment>;
+    /// The monitor's logs and state, for failure messages.
+    fn report(&self) -> String;
+}
+
+/// What the Nagios-family tests check: one incident per problem, the way back for each of
+/// PagerDuty's changes, and how many write-backs the daemon did.
+pub struct Scenario<'a, M: Monitor> {
+    pub pd: &'a TestPd,
+    pub bridge: &'a Bridge,
+    pub db: &'a Db,
+    pub monitor: &'a M,
+    /// The dedup key of the service's problem (`host/service`).
+    pub key: &'a str,
+    pub way: Way,
+}
+
+impl<M: Monitor> Scenario<'_, M> {
+    pub fn report(&self) -> String {
+        format!(
+            "{}\n{}\n--- pagerbridge.log:\n{}",
+            super::emulator_report(self.pd),
+            self.monitor.report(),
+            self.bridge.proc.log_tail(40)
+        )
+    }
+
+    async fn settle(&self) {
+        if self.way == Way::Poller {
+            a_poll_later(self.pd, || self.report()).await;
+        }
+        settle(self.pd, self.db, || self.report()).await;
+    }
+
+    /// The monitor's problem opens one incident; its (the integration's) trigger is written
+    /// back nowhere. Returns the incident.
+    pub async fn open(&self) -> PdIncident {
+        self.monitor.fail().await;
+        let inc = the_incident(self.pd, self.key, || self.report()).await;
+        assert_eq!(inc.status, IncidentStatus::Triggered, "{}", self.report());
+        self.settle().await;
+        let done = self.db.writebacks().await;
+        assert!(
+            done.is_empty(),
+            "the incident's trigger (by the integration) is not written back: {:?}\n{}",
+            summary(&done),
+            self.report()
+        );
+        inc
+    }
+
+    /// The responder acknowledges in PagerDuty: the monitor shows the acknowledgement, by the
+    /// responder, with the incident's link. The monitor's own ACKNOWLEDGEMENT notification
+    /// (the snippet's `notify` turned on) goes to PagerDuty through `pagerbridge send`, and
+    /// comes back as nothing: one acknowledgement, one write-back.
+    pub async fn acknowledge(&self, inc: &PdIncident) {
+        let url = inc.html_url.as_deref().expect("incidents have a page");
+        acknowledge(self.pd, &inc.id).await;
+        let ack = super::wait_until(
+            "the acknowledgement made in PagerDuty to show in the monitor",
+            || self.report(),
+            async || {
+                if !self.monitor.acknowledged().await {
+                    return None;
+                }
+                self.monitor.comments().await.into_iter().find(|c| c.ack)
+            },
+        )
+        .await;
+        assert_eq!(
+            ack.author,
+            RESPONDER,
+            "the acknowledgement's author is the responder\n{}",
+            self.report()
+        );
+        assert_eq!(
+            ack.text,
+            format!("Acknowledged in PagerDuty by {RESPONDER} {url}"),
+            "the acknowledgement's comment says who and links the incident\n{}",
+            self.report()
+        );
+
+        // The echo: the monitor reports its acknowledgement like any other; PagerDuty gets
+        // it from the integration.
+        super::wait_for(
+            "the monitor's ACKNOWLEDGEMENT notification to reach PagerDuty",
+            || self.report(),
+            || {
+                super::actions_for(self.pd, self.key)
+                    .iter()
+                    .any(|a| a == "acknowledge")
+                    .then_some(())
+            },
+        )
+        .await;
+        self.settle().await;
+        let done = self.db.writebacks().await;
+        assert_eq!(
+            summary(&done),
+            [("acknowledge".to_owned(), WritebackState::Done)],
+            "one write-back: the responder's acknowledgement, not its echo\n{}",
+            self.report()
+        );
+        let comments = self.monitor.comments().await;
+        assert_eq!(
+            comments,
+            [ack],
+            "the monitor has the one acknowledgement and nothing else\n{}",
+            self.report()
+        );
+        let incidents = super::incidents_with_key(self.pd, self.key);
+        assert_eq!(
+            incidents.iter().map(|i| i.status).collect::<Vec<_>>(),
+            [IncidentStatus::Acknowledged],
+            "still one incident, acknowledged: {incidents:?}\n{}",
+            self.report()
+        );
+        let row = self.db.incident(self.key).await;
+        let row = row.unwrap_or_else(|| panic!("no map row for {}\n{}", self.key, self.report()));
+        assert_eq!(
+            (
+                row.incident_id.as_deref(),
+                row.pd_status.as_deref(),
+                row.monitor_state
+            ),
+            (
+                Some(inc.id.as_str()),
+                Some("acknowledged"),
+                pagerbridge_store::MonitorState::Acknowledged
+            ),
+            "the map knows the incident, acknowledged on both sides\n{}",
+            self.report()
+        );
+    }
+
+    /// The responder adds a note: a comment in the monitor, by the responder.
+    pub async fn annotate(&self, inc: &PdIncident) {
+        let url = inc.html_url.as_deref().expect("incidents have a page");
+        let note = "Replacing the disk, back within the hour";
+        add_note(self.pd, &inc.id, note).await;
+        let text = format!("PagerDuty note by {RESPONDER}: {note} {url}");
+        let found = super::wait_until(
+            "the note made in PagerDuty to show as a comment",
+            || self.report(),
+            async || {
+                let comments = self.monitor.comments().await;
+                comments.iter().any(|c| c.text == text).then_some(comments)
+            },
+        )
+        .await;
+        self.settle().await;
+        let comments = self.monitor.comments().await;
+        assert_eq!(comments, found, "{}", self.report());
+        assert_eq!(
+            comments
+                .iter()
+                .filter(|c| !c.ack)
+                .cloned()
+                .collect::<Vec<_>>(),
+            [Comment {
+                ack: false,
+                author: RESPONDER.to_owned(),
+                text,
+            }],
+            "one comment with the note, by the responder\n{}",
+            self.report()
+        );
+        assert_eq!(
+            summary(&self.db.writebacks().await),
+            [
+                ("acknowledge".to_owned(), WritebackState::Done),
+                ("comment".to_owned(), WritebackState::Done)
+            ],
+            "{}",
+            self.report()
+        );
+    }
+
+    /// The responder resolves: by default a comment saying so; the problem stays, as only
+    /// the monitor's own check can end it.
+    pub async fn resolve(&self, inc: &PdIncident) {
+        let url = inc.html_url.as_deref().expect("incidents have a page");
+        resolve(self.pd, &inc.id).await;
+        let text = format!("Resolved in PagerDuty by {RESPONDER} {url}");
+        super::wait_until(
+            "the resolve in PagerDuty to show as a comment",
+            || self.report(),
+            async || {
+                self.monitor
+                    .comments()
+                    .await
+                    .iter()
+                    .any(|c| c.text == text)
+                    .then_some(())
+            },
+        )
+        .await;
+        self.settle().await;
+        let comments = self.monitor.comments().await;
+        let resolved: Vec<&Comment> = comments.iter().filter(|c| c.text == text).collect();
+        assert_eq!(
+            resolved,
+            [&Comment {
+                ack: false,
+                author: RESPONDER.to_owned(),
+                text: text.clone(),
+            }],
+            "one comment for the resolve, by the responder\n{}",
+            self.report()
+        );
+        assert_eq!(
+            comments.len(),
+            3,
+            "the acknowledgement, the note and the resolve: {comments:?}\n{}",
+            self.report()
+        );
+        assert!(
+            self.monitor.critical().await && self.monitor.acknowledged().await,
+            "the problem stays, acknowledged, until the monitor's check recovers\n{}",
+            self.report()
+        );
+        assert_eq!(
+            summary(&self.db.writebacks().await),
+            [
+                ("acknowledge".to_owned(), WritebackState::Done),
+                ("comment".to_owned(), WritebackState::Done),
+                ("comment".to_owned(), WritebackState::Done)
+            ],
+            "{}",
+            self.report()
+        );
+        let incidents = super::incidents_with_key(self.pd, self.key);
+        assert_eq!(
+            incidents.iter().map(|i| i.status).collect::<Vec<_>>(),
+            [IncidentStatus::Resolved],
+            "one incident, resolved: {incidents:?}\n{}",
+            self.report()
+        );
+    }
+}
