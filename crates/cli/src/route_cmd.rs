@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pagerbridge_config::Config;
+use pagerbridge_config::{Config, Purpose};
 use pagerbridge_rules::Decision;
 use serde_json::{Value, json};
 
@@ -79,7 +79,7 @@ fn test(args: &TestArgs) -> Result<String, String> {
             .map(PathBuf::from)
     });
     let config = match &config_path {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        Some(path) => Config::load_for(path, Purpose::Enqueue).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
     let (decoder, _, _) = source_arg::decoder(&config, &args.source)?;

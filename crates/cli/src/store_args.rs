@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pagerbridge_config::{Config, DEFAULT_DATABASE_FILE};
+use pagerbridge_config::{Config, DEFAULT_DATABASE_FILE, Purpose};
 use pagerbridge_store::StoreError;
 use pagerbridge_store::sqlite::SqliteStore;
 
@@ -114,7 +114,7 @@ impl StoreArgs {
             return Ok((Config::default(), path));
         }
         let config = match config {
-            Some(path) => Config::load(&path)?,
+            Some(path) => Config::load_for(&path, Purpose::Enqueue)?,
             None => Config::default(),
         };
         let path = config.store_path();

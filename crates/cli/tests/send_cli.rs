@@ -620,3 +620,59 @@ fn help_lists_the_macro_flags_and_the_exit_codes() {
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("Exit codes:"));
 }
+
+/// A Nagios notification command runs as the monitor's user in the monitor's environment: the
+/// daemon's secrets (here from variables the monitor does not have) must not stop it.
+#[tokio::test]
+async fn send_needs_none_of_the_daemons_secrets() {
+    let tmp = TempDir::new().unwrap();
+    let config = tmp.path().join("pagerbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+data_dir = "data"
+
+[pagerduty]
+api_token = {{ env = "PAGERBRIDGE_TEST_NOT_IN_NAGIOS_ENV" }}
+
+[sync.webhooks]
+secrets = [{{ env = "PAGERBRIDGE_TEST_NOT_IN_NAGIOS_ENV" }}]
+
+[[monitors]]
+name = "nagios"
+kind = "external_command"
+command_file = "/var/lib/nagios4/rw/nagios.cmd"
+
+[routing]
+default_routing_key = "{CAPTURED_KEY}"
+"#
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let out = send_captured(
+        "nagios",
+        "service_problem.json",
+        &["--config", c],
+        CAPTURED_KEY,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        stored(&tmp.path().join("data/pagerbridge.db")).await.len(),
+        1
+    );
+
+    let check = pb(&["config", "check", "--config", c]);
+    assert_ne!(
+        check.code, 0,
+        "the daemon would need them: {}",
+        check.stdout
+    );
+    assert!(
+        format!("{}{}", check.stdout, check.stderr).contains("PAGERBRIDGE_TEST_NOT_IN_NAGIOS_ENV"),
+        "{} {}",
+        check.stdout,
+        check.stderr
+    );
+}

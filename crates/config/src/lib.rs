@@ -46,6 +46,7 @@ pub use crate::sync::{
     PollerConfig, ReconcilerConfig, SyncConfig, WebhooksConfig, WritebackConfig,
 };
 
+pub use crate::validate::Purpose;
 use crate::validate::{Validator, toml_problem};
 
 /// File name of the SQLite database inside `server.data_dir` when `store.url` is unset.
@@ -105,12 +106,24 @@ impl Config {
     /// Reads and checks the configuration file at `path`. Relative paths inside it are
     /// relative to its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_for(path, Purpose::Daemon)
+    }
+
+    /// [`Config::load`] for a purpose: [`Purpose::Enqueue`] leaves what only the daemon uses
+    /// (its secrets and files) unread.
+    pub fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
         let base_dir = path.parent().unwrap_or(Path::new(""));
-        Config::from_str(&text, &path.display().to_string(), base_dir)
+        Config::parse(
+            &text,
+            &path.display().to_string(),
+            base_dir,
+            &|name| std::env::var_os(name).and_then(|v| v.into_string().ok()),
+            purpose,
+        )
     }
 
     /// Checks configuration text. `origin` names it in errors (usually the file name);
@@ -130,6 +143,16 @@ impl Config {
         base_dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Config::parse(text, origin, base_dir, env, Purpose::Daemon)
+    }
+
+    fn parse(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        purpose: Purpose,
+    ) -> Result<Config, ConfigError> {
         let invalid = |problems| ConfigError::Invalid { problems };
         let root = DeTable::parse(text)
             .map_err(|e| invalid(vec![toml_problem(origin, text, None, &e)]))?;
@@ -138,7 +161,8 @@ impl Config {
         config.base_dir = absolute(Path::new(""), base_dir);
 
         let base_dir = config.base_dir.clone();
-        let mut v = Validator::new(origin, text, root.get_ref(), &base_dir, env);
+        let mut v =
+            Validator::new(origin, text, root.get_ref(), &base_dir, env).for_purpose(purpose);
         config.validate(&mut v);
         let mut problems = v.into_problems();
         if problems.is_empty() {

@@ -226,6 +226,12 @@ pub(crate) fn validate(
             v.problem(&at("url"), format!("{u:?} is not a URL"));
             continue;
         }
+        // Building reads the CA file: the daemon's business (see `Purpose::Enqueue`); and
+        // with a secret that could not be read there is nothing to build.
+        let unread = |s: &Option<Secret>| s.as_ref().is_some_and(|s| s.resolved().is_none());
+        if !v.daemon() || unread(&m.password) || unread(&m.token) {
+            continue;
+        }
         if let Err(e) = writeback::build(kind, &m.settings()) {
             v.problem(&at(&e.field), e.message);
         }

@@ -56,6 +56,12 @@ impl Secret {
             .expect("secret not resolved: load configuration through Config::load")
     }
 
+    /// The value if it was read: `None` for an `env` or `file` secret whose reading failed (a
+    /// problem already reported) or was left to the daemon (`Purpose::Enqueue`).
+    pub fn resolved(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+
     /// Where the value came from; safe to print.
     pub fn source(&self) -> &SecretSource {
         &self.source

@@ -132,7 +132,8 @@ impl SyncConfig {
         }
         v.secret("sync.webhooks.legacy_secret", &mut w.legacy_secret);
         if let Some(s) = &w.legacy_secret
-            && (s.expose().len() < 16 || !s.expose().chars().all(|c| c.is_ascii_alphanumeric()))
+            && let Some(value) = s.resolved()
+            && (value.len() < 16 || !value.chars().all(|c| c.is_ascii_alphanumeric()))
         {
             v.problem(
                 "sync.webhooks.legacy_secret",

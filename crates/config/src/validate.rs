@@ -21,6 +21,29 @@ pub(crate) struct Validator<'a> {
     base_dir: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
+    purpose: Purpose,
+}
+
+/// What the configuration is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// The daemon and `config check`: everything is read and checked.
+    #[default]
+    Daemon,
+    /// The one-shot commands that store events or read the queue (`send`, `event`, `queue`,
+    /// `route test`). They run in the monitor's environment, as the monitor's user (a Nagios
+    /// notification command), where the daemon's own secrets and files (the REST API token,
+    /// webhook secrets, sources' tokens, monitors' credentials and CA files) are neither
+    /// available nor needed: those are checked for shape only, not read.
+    Enqueue,
+}
+
+/// Secrets only the daemon uses (see [`Purpose::Enqueue`]).
+fn daemon_only(field: &str) -> bool {
+    field == "pagerduty.api_token"
+        || field.starts_with("sync.")
+        || field.starts_with("monitors[")
+        || (field.starts_with("sources[") && field.contains(".auth."))
 }
 
 impl<'a> Validator<'a> {
@@ -38,7 +61,18 @@ impl<'a> Validator<'a> {
             base_dir,
             env,
             problems: Vec::new(),
+            purpose: Purpose::Daemon,
         }
+    }
+
+    pub(crate) fn for_purpose(mut self, purpose: Purpose) -> Self {
+        self.purpose = purpose;
+        self
+    }
+
+    /// Whether what only the daemon uses is to be read and checked.
+    pub(crate) fn daemon(&self) -> bool {
+        self.purpose == Purpose::Daemon
     }
 
     /// Whether the file sets `field` (a dotted path), as opposed to it taking its default.
@@ -69,6 +103,9 @@ impl<'a> Validator<'a> {
 
     /// Reads an `env` or `file` secret, recording why it could not be read.
     pub(crate) fn secret(&mut self, field: &str, secret: &mut Option<Secret>) {
+        if !self.daemon() && daemon_only(field) {
+            return;
+        }
         if let Some(secret) = secret
             && let Err(message) = secret.resolve(self.base_dir, self.env)
         {

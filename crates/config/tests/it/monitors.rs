@@ -164,3 +164,61 @@ fn polling_needs_the_rest_api_token() {
     );
     assert!(parse("[pagerduty]\napi_token = \"t\"\n[sync.poller]\nenabled = true\n").is_ok());
 }
+
+/// `pagerbridge send` runs as the monitor's user, in the monitor's environment: what only the
+/// daemon uses (its secrets, the monitors' CA files) must not stop it from storing an alert.
+#[test]
+fn one_shot_commands_do_not_read_what_only_the_daemon_uses() {
+    use pagerbridge_config::{Config, Purpose};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pagerbridge.toml");
+    std::fs::write(
+        &path,
+        r#"
+[pagerduty]
+api_token = { env = "PAGERBRIDGE_TEST_UNSET_TOKEN" }
+
+[[sources]]
+name = "am"
+kind = "alertmanager"
+auth = { bearer = { env = "PAGERBRIDGE_TEST_UNSET_BEARER" } }
+
+[sync.webhooks]
+secrets = [{ env = "PAGERBRIDGE_TEST_UNSET_WEBHOOK" }]
+
+[[monitors]]
+name = "icinga"
+kind = "icinga2"
+url = "https://127.0.0.1:5665"
+username = "pagerbridge"
+password = "inline"
+ca_file = "no-such-ca.crt"
+
+[[monitors]]
+name = "zabbix"
+kind = "zabbix"
+url = "https://127.0.0.1/zabbix"
+token = { env = "PAGERBRIDGE_TEST_UNSET_TOKEN2" }
+"#,
+    )
+    .unwrap();
+    let config = Config::load_for(&path, Purpose::Enqueue).expect("enough to store alerts");
+    assert_eq!(config.sources[0].name, "am");
+    assert_eq!(config.monitors[0].name, "icinga");
+
+    let err = Config::load_for(&path, Purpose::Daemon).unwrap_err().to_string();
+    for field in [
+        "pagerduty.api_token",
+        "sources[0].auth.bearer",
+        "sync.webhooks.secrets[0]",
+        "monitors[1].token",
+    ] {
+        assert!(err.contains(field), "the daemon needs {field}: {err}");
+    }
+    assert!(err.contains("no-such-ca.crt"), "{err}");
+
+    // Mistakes of shape are still mistakes, whatever the purpose.
+    std::fs::write(&path, "[[monitors]]\nname = \"x\"\nkind = \"nagios\"\n").unwrap();
+    let err = Config::load_for(&path, Purpose::Enqueue).unwrap_err().to_string();
+    assert!(err.contains("monitors[0].kind"), "{err}");
+}
