@@ -19,6 +19,8 @@ pub struct SyncConfig {
     pub reconciler: ReconcilerConfig,
     /// `[sync.writeback]`: retries of write-backs to the monitors.
     pub writeback: WritebackConfig,
+    /// `[sync.maintenance]`: problems on PagerDuty services in maintenance or disabled.
+    pub maintenance: MaintenanceConfig,
 }
 
 /// `[sync.webhooks]`
@@ -86,6 +88,27 @@ impl Default for ReconcilerConfig {
     }
 }
 
+/// `[sync.maintenance]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// Check the PagerDuty service of each open problem: in maintenance, the problem is
+    /// acknowledged with the window's description and end; disabled, it gets a comment
+    /// (needs `pagerduty.api_token`).
+    pub enabled: bool,
+    /// How long the services' status is kept before PagerDuty is asked again.
+    pub refresh: Duration,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            enabled: true,
+            refresh: Duration::from_secs(60),
+        }
+    }
+}
+
 /// `[sync.writeback]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -148,6 +171,12 @@ impl SyncConfig {
         }
         if self.reconciler.interval < Duration::from_secs(10) {
             v.problem("sync.reconciler.interval", "must be at least 10s");
+        }
+        if self.maintenance.refresh < Duration::from_secs(5) {
+            v.problem(
+                "sync.maintenance.refresh",
+                "must be at least 5s (PagerDuty allows 960 REST requests a minute per key)",
+            );
         }
         let wb = &self.writeback;
         if wb.initial_backoff.is_zero() {

@@ -880,6 +880,7 @@ async fn list_services(
         let q = Query::parse(q)?;
         let paging = q.paging()?;
         let name = q.one("query").map(str::to_lowercase);
+        let include = q.many("include");
         let world = s.world();
         let now = Timestamp::now();
         let found: Vec<usize> = (0..world.services.len())
@@ -889,20 +890,27 @@ async fn list_services(
             })
             .collect();
         Ok(page("services", &found, paging, |i| {
-            world.service_json(i, now)
+            world.service_json_including(i, now, &include)
         }))
     })
 }
 
-async fn get_service(State(s): State<Arc<Shared>>, headers: HeaderMap, Id(id): Id) -> Response {
+async fn get_service(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Id(id): Id,
+    RawQuery(q): RawQuery,
+) -> Response {
     read(&s, &headers, |_| {
+        let q = Query::parse(q)?;
+        let include = q.many("include");
         let world = s.world();
         let i = world
             .service_by_id(&id)
             .ok_or_else(|| RestError::not_found("Service"))?;
         Ok(json_response(
             200,
-            &json!({"service": world.service_json(i, Timestamp::now())}),
+            &json!({"service": world.service_json_including(i, Timestamp::now(), &include)}),
         ))
     })
 }

@@ -1525,3 +1525,53 @@ async fn unknown_routes_and_methods_answer_json_errors() {
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(r.code().is_some());
 }
+
+#[tokio::test]
+async fn services_include_integrations_as_full_objects_with_their_keys() {
+    let pd = TestPd::start().await;
+    let rest = pd.rest();
+    // Without the include: references, no key.
+    let plain = rest.get_service(DEMO).await.unwrap();
+    assert!(!plain.integrations.is_empty());
+    assert!(
+        plain
+            .integrations
+            .iter()
+            .all(|i| i.integration_key.is_none() && i.name.is_none())
+    );
+
+    let all: Vec<pagerduty::rest::Service> = rest
+        .services_with_integrations()
+        .try_collect()
+        .await
+        .unwrap();
+    let key_of = |svc: &str| -> Vec<String> {
+        all.iter()
+            .find(|s| s.id == svc)
+            .unwrap()
+            .integrations
+            .iter()
+            .filter_map(|i| i.integration_key.clone())
+            .collect()
+    };
+    assert!(key_of(DEMO).contains(&DEMO_ROUTING_KEY.to_string()));
+    assert!(key_of(DB).contains(&DEMO_DB_ROUTING_KEY.to_string()));
+    assert!(!key_of(DEMO).contains(&DEMO_DB_ROUTING_KEY.to_string()));
+
+    // The same through GET /services/{id}, with the integration's name and service.
+    let r = send(req(
+        &pd,
+        Method::GET,
+        &format!("/services/{DB}?include[]=integrations"),
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let integ = &r.body["service"]["integrations"][0];
+    assert_eq!(integ["integration_key"], DEMO_DB_ROUTING_KEY);
+    assert_eq!(integ["service"]["id"], DB);
+    assert!(integ["name"].is_string() && integ["created_at"].is_string());
+    // Other includes are accepted and change nothing here.
+    let r = send(req(&pd, Method::GET, "/services?include[]=teams")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["services"][0]["integrations"][0]["integration_key"].is_null());
+}

@@ -632,6 +632,34 @@ impl RestClient {
             .await
     }
 
+    /// Every service with its integrations as full objects (`include[]=integrations`), so
+    /// that each integration's `integration_key` (a routing key) names its service.
+    pub fn services_with_integrations(
+        &self,
+    ) -> impl Stream<Item = Result<Service, Error>> + Send + 'static + use<> {
+        self.list_all(
+            "/services",
+            "services",
+            vec![("include[]".to_string(), "integrations".to_string())],
+        )
+    }
+
+    /// `PUT /services/{id}` with the fields of `service` given (`{"status": "disabled"}`,
+    /// `{"name": ...}`).
+    pub async fn update_service(&self, id: &str, service: &Value) -> Result<Service, Error> {
+        let mut body = service.clone();
+        if let Some(o) = body.as_object_mut() {
+            o.entry("type").or_insert_with(|| Value::from("service"));
+        }
+        self.write_one(
+            Method::PUT,
+            &format!("/services/{}", seg(id)),
+            &serde_json::json!({ "service": body }),
+            "service",
+        )
+        .await
+    }
+
     // ---- maintenance windows ----
 
     pub fn maintenance_windows(

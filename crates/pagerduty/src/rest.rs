@@ -284,8 +284,34 @@ pub struct Service {
     pub escalation_policy: Option<Reference>,
     #[serde(default)]
     pub teams: Vec<Reference>,
+    /// References, or full objects with `include[]=integrations` (see
+    /// [`RestClient::services_with_integrations`](crate::RestClient::services_with_integrations)).
     #[serde(default)]
-    pub integrations: Vec<Reference>,
+    pub integrations: Vec<Integration>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A service's integration: a reference, or the full object `include[]=integrations` gives,
+/// whose `integration_key` is the routing key events are sent with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Integration {
+    pub id: String,
+    /// `events_api_v2_inbound_integration` (a full object) or `..._reference`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub self_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only in full objects, and only for integrations that take events (Events API v2, the
+    /// generic Events API and their kin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_key: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

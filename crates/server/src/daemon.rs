@@ -16,6 +16,7 @@ use pagerbridge_config::Config;
 use pagerbridge_store::group_commit::GroupCommit;
 use pagerbridge_store::sqlite::{DataDirLock, SqliteStore};
 use pagerbridge_store::{Store, StoreError, SyncStore};
+use pagerbridge_sync::maintenance::MaintenanceWatch;
 use pagerbridge_sync::plan::MonitorRoute;
 use pagerbridge_sync::poller::Poller;
 use pagerbridge_sync::reconciler::Reconciler;
@@ -197,6 +198,26 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         ),
         _ => {}
     }
+    match (&config.pagerduty.api_token, config.sync.maintenance.enabled) {
+        (Some(token), true) if !config.monitors.is_empty() => {
+            let rest =
+                pagerduty::RestClient::new(&config.pagerduty.client_config(), token.expose())?;
+            let refresh = config.sync.maintenance.refresh.get();
+            let watch = MaintenanceWatch::new(rest).with_refresh(refresh);
+            tasks.push(tokio::spawn(maintenance_loop(
+                watch,
+                sync_store.clone(),
+                sync.clone(),
+                refresh.min(Duration::from_secs(30)),
+                stopped.clone(),
+            )));
+        }
+        (None, true) if !config.monitors.is_empty() => tracing::info!(
+            "maintenance windows are not watched: that reads PagerDuty's REST API, and \
+             pagerduty.api_token is not set"
+        ),
+        _ => {}
+    }
     if config.sync.poller.enabled {
         let token = config
             .pagerduty
@@ -372,6 +393,32 @@ async fn reconcile_loop(
             }
             Ok(report) => tracing::debug!(%report, "reconciled with PagerDuty"),
             Err(e) => tracing::warn!(error = %e, "cannot reconcile with PagerDuty; trying again"),
+        }
+    }
+}
+
+/// Checks the services of the open problems (maintenance, disabled) every `every` until
+/// stopped; the services' status itself is cached for the watch's refresh.
+async fn maintenance_loop(
+    watch: MaintenanceWatch,
+    store: Arc<dyn SyncStore>,
+    sync: Arc<Sync>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match watch.check_once(store.as_ref(), Timestamp::now()).await {
+            Ok(report) if report.stored > 0 => {
+                tracing::info!(%report, "checked the problems' PagerDuty services");
+                sync.wake();
+            }
+            Ok(report) => tracing::debug!(%report, "checked the problems' PagerDuty services"),
+            Err(e) => tracing::warn!(error = %e,
+                "cannot check the problems' PagerDuty services; trying again"),
         }
     }
 }

@@ -449,3 +449,46 @@ async fn the_reconciler_repairs_a_lost_resolve() {
     );
     assert!(s.monitor.requests().is_empty(), "nothing to write back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_problem_on_a_service_in_maintenance_is_acknowledged_until_the_window_ends() {
+    let s = setup("\n[sync.maintenance]\nrefresh = \"5s\"\n").await;
+    let now = jiff::Timestamp::now();
+    let window =
+        s.pd.rest()
+            .create_maintenance_window(&pagerduty::rest::MaintenanceWindow::new(
+                now - jiff::SignedDuration::from_mins(1),
+                now + jiff::SignedDuration::from_mins(90),
+                Some("Kernel upgrade on db1".into()),
+                &["PDEMO01".to_string()],
+            ))
+            .await
+            .unwrap();
+    let a = post_raw(&s.daemon, "/ingest/am", firing("firing"), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+
+    let got = s.monitor.wait_for(1, Duration::from_secs(30)).await;
+    let body = got[0].json();
+    assert_eq!(body["action"], "acknowledge", "{body}");
+    assert_eq!(body["author"], "PagerDuty", "{body}");
+    let comment = body["comment"].as_str().unwrap();
+    assert!(comment.contains("Kernel upgrade on db1"), "{body}");
+    assert!(comment.contains("in maintenance until"), "{body}");
+    assert_eq!(
+        body["expires_at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap(),
+        window.end_time,
+        "{body}"
+    );
+    assert_eq!(body["monitor_ref"]["matchers"]["alertname"], "DiskFull");
+    assert!(
+        s.pd.world().incidents.is_empty(),
+        "PagerDuty took the event and opened no incident"
+    );
+    // Once per window: later checks add nothing.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(s.monitor.requests().len(), 1, "acknowledged once");
+}

@@ -473,3 +473,192 @@ fn comment(change: &PdChange, action: Action) -> String {
         _ => format!("Changed in PagerDuty by {by}{link}"),
     }
 }
+
+/// What the maintenance watch found about a problem's PagerDuty service (an inbox item of
+/// origin [`crate::maintenance::ORIGIN`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceNotice {
+    pub kind: NoticeKind,
+    pub routing_key: String,
+    pub dedup_key: String,
+    /// The occurrence of the problem the watch saw (the map row's `problem_seen_at`).
+    pub problem_seen_at: Option<Timestamp>,
+    pub service_id: String,
+    pub service_name: String,
+    /// When the watch noticed.
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoticeKind {
+    /// The service is in the maintenance window `window_id` until `end_time`.
+    Maintenance {
+        window_id: String,
+        description: String,
+        end_time: Timestamp,
+    },
+    /// The service is disabled.
+    Disabled,
+}
+
+/// Reads a maintenance inbox item.
+pub fn parse_maintenance(body: &[u8]) -> Result<MaintenanceNotice, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let kind = match v["kind"].as_str().ok_or("kind missing")? {
+        "maintenance" => {
+            let w = &v["window"];
+            NoticeKind::Maintenance {
+                window_id: text(&w["id"]).ok_or("window.id missing")?,
+                description: w["description"].as_str().unwrap_or_default().to_owned(),
+                end_time: time(&w["end_time"]).ok_or("window.end_time missing or not a time")?,
+            }
+        }
+        "disabled" => NoticeKind::Disabled,
+        other => return Err(format!("unknown kind {other:?}")),
+    };
+    let service_id = text(&v["service"]["id"]).ok_or("service.id missing")?;
+    Ok(MaintenanceNotice {
+        kind,
+        routing_key: text(&v["routing_key"]).ok_or("routing_key missing")?,
+        dedup_key: text(&v["dedup_key"]).ok_or("dedup_key missing")?,
+        problem_seen_at: time(&v["problem_seen_at"]),
+        service_name: text(&v["service"]["name"]).unwrap_or_else(|| service_id.clone()),
+        service_id,
+        at: time(&v["at"]).ok_or("at missing or not a time")?,
+    })
+}
+
+/// The effects of a maintenance item on `row` (the map row of its routing key and dedup key)
+/// for the monitors that hold its problem. Nothing in the map changes.
+///
+/// - **In maintenance**: each monitor acknowledges the problem as its `on_acknowledge` says
+///   (`acknowledge`, or only a `comment`; nothing when unset), by "PagerDuty", with the
+///   window's description and end, the acknowledgement lapsing at the window's end.
+/// - **Disabled**: a comment, in the monitors that write PagerDuty's notes as comments
+///   (`on_annotate = "comment"`); never an acknowledgement: nobody is paged, so the problem
+///   must stay visible as unhandled.
+///
+/// Not written: a problem that recovered, one the monitor already shows acknowledged (for a
+/// window), or a newer occurrence than the one the watch saw.
+pub fn plan_maintenance(
+    body: &[u8],
+    row: Option<&MappedIncident>,
+    monitors: &[&MonitorRoute],
+) -> SyncEffects {
+    let mut fx = SyncEffects::default();
+    let notice = match parse_maintenance(body) {
+        Ok(n) => n,
+        Err(why) => {
+            fx.outcome = format!("unreadable: {why}");
+            return fx;
+        }
+    };
+    let what = match &notice.kind {
+        NoticeKind::Maintenance { window_id, .. } => format!(
+            "PagerDuty service {} in maintenance (window {window_id})",
+            notice.service_name
+        ),
+        NoticeKind::Disabled => format!("PagerDuty service {} disabled", notice.service_name),
+    };
+    let Some(row) = row else {
+        fx.outcome = format!(
+            "{what}: no map entry for dedup key {:?} on that routing key: nothing to write back",
+            notice.dedup_key
+        );
+        return fx;
+    };
+    if notice
+        .problem_seen_at
+        .is_some_and(|seen| seen != row.problem_seen_at)
+    {
+        fx.outcome = format!(
+            "{what}: seen for an earlier occurrence of the problem ({}), not the current one \
+             ({}): not applied",
+            notice
+                .problem_seen_at
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            row.problem_seen_at
+        );
+        return fx;
+    }
+    match (&notice.kind, row.monitor_state) {
+        (_, MonitorState::Recovered) => {
+            fx.outcome = format!("{what}: the problem has recovered in the monitor");
+            return fx;
+        }
+        (NoticeKind::Maintenance { .. }, MonitorState::Acknowledged) => {
+            fx.outcome = format!("{what}: the monitor shows it acknowledged already");
+            return fx;
+        }
+        _ => {}
+    }
+    let (comment, expires_at) = match &notice.kind {
+        NoticeKind::Maintenance {
+            description,
+            end_time,
+            ..
+        } => {
+            let about = if description.is_empty() {
+                String::new()
+            } else {
+                format!(": {description}")
+            };
+            (
+                format!(
+                    "PagerDuty service {} is in maintenance until {end_time}{about}",
+                    notice.service_name
+                ),
+                Some(*end_time),
+            )
+        }
+        NoticeKind::Disabled => (
+            format!(
+                "PagerDuty service {} is disabled: no incident is opened, nobody is paged",
+                notice.service_name
+            ),
+            None,
+        ),
+    };
+    let mut done = Vec::new();
+    for m in monitors {
+        let action = match &notice.kind {
+            NoticeKind::Maintenance { .. } => match m.policy.on_acknowledge {
+                Some(Action::Acknowledge) => Action::Acknowledge,
+                Some(Action::Comment) => Action::Comment,
+                _ => continue,
+            },
+            NoticeKind::Disabled => match m.policy.on_annotate {
+                Some(Action::Comment) => Action::Comment,
+                _ => continue,
+            },
+        };
+        let wb = Change {
+            action,
+            author: "PagerDuty".into(),
+            comment: comment.clone(),
+            incident_id: row.incident_id.clone().unwrap_or_default(),
+            incident_url: row.incident_url.clone(),
+            expires_at: if action == Action::Acknowledge {
+                expires_at
+            } else {
+                None
+            },
+            at: notice.at,
+        };
+        fx.writebacks.push(NewWriteback {
+            monitor: m.name.clone(),
+            routing_key: row.routing_key.clone(),
+            dedup_key: row.dedup_key.clone(),
+            change: json!({"change": wb, "target": row.monitor_ref}),
+            due: notice.at,
+        });
+        done.push(format!("{} in {}", action.as_str(), m.name));
+    }
+    fx.outcome = if done.is_empty() {
+        format!("{what}: no monitor is set to act on it")
+    } else {
+        format!("{what}: {}", done.join(", "))
+    };
+    fx
+}

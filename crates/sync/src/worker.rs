@@ -100,6 +100,14 @@ impl Sync {
                 return Ok(processed);
             }
             for item in &items {
+                if item.origin == crate::maintenance::ORIGIN {
+                    let effects = self.plan_maintenance(&item.body).await?;
+                    tracing::info!(id = item.id, origin = %item.origin,
+                        outcome = %effects.outcome, "maintenance notice processed");
+                    self.store.inbox_done(item.id, &effects, now).await?;
+                    processed += 1;
+                    continue;
+                }
                 let effects = match plan::parse(&item.origin, &item.body) {
                     Ok(Some(change)) => {
                         let by_id = self.store.incident_by_id(&change.incident_id).await?;
@@ -138,6 +146,37 @@ impl Sync {
                 processed += 1;
             }
         }
+    }
+
+    /// Plans a maintenance watch's item: its map row is the one of its routing key and dedup
+    /// key (PagerDuty may not have opened any incident).
+    async fn plan_maintenance(
+        &self,
+        body: &[u8],
+    ) -> Result<pagerbridge_store::SyncEffects, StoreError> {
+        let row = match plan::parse_maintenance(body) {
+            Ok(n) => self
+                .store
+                .incidents_by_dedup_key(&n.dedup_key)
+                .await?
+                .into_iter()
+                .find(|r| r.routing_key == n.routing_key),
+            Err(why) => {
+                tracing::warn!(%why, "a stored maintenance notice cannot be read; set aside");
+                None
+            }
+        };
+        let monitors = row
+            .as_ref()
+            .map(|r| {
+                plan::monitors_for(
+                    &self.monitors,
+                    &r.source,
+                    self.source_kinds.get(&r.source).map(String::as_str),
+                )
+            })
+            .unwrap_or_default();
+        Ok(plan::plan_maintenance(body, row.as_ref(), &monitors))
     }
 
     /// Carries out the write-backs due at `now`: each monitor's in its own task, so a monitor

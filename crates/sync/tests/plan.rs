@@ -4,7 +4,8 @@
 use jiff::Timestamp;
 use pagerbridge_store::{MappedIncident, MonitorState};
 use pagerbridge_sync::plan::{
-    ChangeKind, MonitorRoute, PdChange, find_row, monitors_for, parse, plan,
+    ChangeKind, MonitorRoute, PdChange, find_row, monitors_for, parse, parse_maintenance, plan,
+    plan_maintenance,
 };
 use pagerbridge_sync::writeback::{Action, Kind};
 use serde_json::{Value, json};
@@ -378,4 +379,140 @@ fn the_same_change_arriving_by_webhook_and_by_polling_is_written_once() {
     r.pd_changed_at = Some(ts("2026-11-21T09:58:00Z"));
     let fx = plan(&c, Some(&r), &[&nagios()]);
     assert_eq!(fx.writebacks.len(), 1, "{}", fx.outcome);
+}
+
+// ---------------------------------------------------------------- maintenance
+
+fn maintenance_notice(seen: &str) -> Vec<u8> {
+    json!({
+        "kind": "maintenance", "routing_key": "R", "dedup_key": KEY, "problem_seen_at": seen,
+        "service": {"id": "PSVC1", "name": "Database"},
+        "window": {"id": "PW1", "description": "Kernel upgrade",
+                   "start_time": "2026-11-21T09:55:00Z", "end_time": "2026-11-21T12:00:00Z"},
+        "at": "2026-11-21T10:01:00Z",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn disabled_notice() -> Vec<u8> {
+    json!({
+        "kind": "disabled", "routing_key": "R", "dedup_key": KEY,
+        "problem_seen_at": "2026-11-21T10:00:00Z",
+        "service": {"id": "PSVC1", "name": "Database"}, "at": "2026-11-21T10:01:00Z",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn stored_change(w: &pagerbridge_store::NewWriteback) -> pagerbridge_sync::writeback::Change {
+    serde_json::from_value(w.change["change"].clone()).unwrap()
+}
+
+#[test]
+fn a_problem_in_maintenance_is_acknowledged_until_the_windows_end() {
+    let r = row(MonitorState::Problem, None);
+    let n = nagios();
+    let fx = plan_maintenance(&maintenance_notice("2026-11-21T10:00:00Z"), Some(&r), &[&n]);
+    assert!(fx.updates.is_empty(), "the map does not change");
+    assert_eq!(fx.writebacks.len(), 1, "{}", fx.outcome);
+    let w = &fx.writebacks[0];
+    assert_eq!((w.monitor.as_str(), w.dedup_key.as_str()), ("nagios", KEY));
+    assert_eq!(w.change["target"], r.monitor_ref);
+    let c = stored_change(w);
+    assert_eq!(c.action, Action::Acknowledge);
+    assert_eq!(c.author, "PagerDuty");
+    assert_eq!(
+        c.comment,
+        "PagerDuty service Database is in maintenance until 2026-11-21T12:00:00Z: Kernel upgrade"
+    );
+    assert_eq!(c.expires_at, Some(ts("2026-11-21T12:00:00Z")));
+    assert_eq!(c.at, ts("2026-11-21T10:01:00Z"));
+    assert_eq!(c.incident_id, "", "PagerDuty opened no incident");
+}
+
+#[test]
+fn maintenance_follows_each_monitors_acknowledge_policy() {
+    let r = row(MonitorState::Problem, None);
+    let mut comments = nagios();
+    comments.name = "comments".into();
+    comments.policy.on_acknowledge = Some(Action::Comment);
+    let mut silent = nagios();
+    silent.name = "silent".into();
+    silent.policy.on_acknowledge = None;
+    let fx = plan_maintenance(
+        &maintenance_notice("2026-11-21T10:00:00Z"),
+        Some(&r),
+        &[&comments, &silent],
+    );
+    assert_eq!(fx.writebacks.len(), 1, "{}", fx.outcome);
+    let c = stored_change(&fx.writebacks[0]);
+    assert_eq!(
+        (fx.writebacks[0].monitor.as_str(), c.action),
+        ("comments", Action::Comment)
+    );
+    assert_eq!(c.expires_at, None, "a comment does not lapse");
+}
+
+#[test]
+fn maintenance_is_not_written_to_an_acknowledged_recovered_or_newer_problem() {
+    let n = nagios();
+    let body = maintenance_notice("2026-11-21T10:00:00Z");
+    for state in [MonitorState::Acknowledged, MonitorState::Recovered] {
+        let r = row(state, None);
+        let fx = plan_maintenance(&body, Some(&r), &[&n]);
+        assert!(fx.writebacks.is_empty(), "{state:?}: {}", fx.outcome);
+    }
+    // The watch saw an earlier occurrence; the problem came back since.
+    let r = row(MonitorState::Problem, None);
+    let fx = plan_maintenance(&maintenance_notice("2026-11-21T09:00:00Z"), Some(&r), &[&n]);
+    assert!(fx.writebacks.is_empty(), "{}", fx.outcome);
+    assert!(fx.outcome.contains("earlier occurrence"), "{}", fx.outcome);
+    // No map row.
+    let fx = plan_maintenance(&body, None, &[&n]);
+    assert!(fx.writebacks.is_empty());
+    assert!(fx.outcome.contains("no map entry"), "{}", fx.outcome);
+}
+
+#[test]
+fn a_disabled_service_gives_a_comment_never_an_acknowledgement() {
+    let r = row(MonitorState::Problem, None);
+    let n = nagios();
+    let mut am = nagios();
+    am.name = "am".into();
+    am.policy = Kind::Alertmanager.default_policy();
+    let fx = plan_maintenance(&disabled_notice(), Some(&r), &[&n, &am]);
+    assert_eq!(fx.writebacks.len(), 1, "{}", fx.outcome);
+    let c = stored_change(&fx.writebacks[0]);
+    assert_eq!(fx.writebacks[0].monitor, "nagios");
+    assert_eq!(c.action, Action::Comment);
+    assert_eq!(
+        c.comment,
+        "PagerDuty service Database is disabled: no incident is opened, nobody is paged"
+    );
+    assert_eq!(c.expires_at, None);
+    // A monitor that does not write PagerDuty's notes gets nothing.
+    let mut quiet = nagios();
+    quiet.policy.on_annotate = None;
+    let fx = plan_maintenance(&disabled_notice(), Some(&r), &[&quiet]);
+    assert!(fx.writebacks.is_empty(), "{}", fx.outcome);
+}
+
+#[test]
+fn unreadable_maintenance_notices_are_set_aside() {
+    let r = row(MonitorState::Problem, None);
+    let n = nagios();
+    for body in [
+        b"not json".to_vec(),
+        json!({"kind": "holiday"}).to_string().into_bytes(),
+        json!({"kind": "maintenance", "routing_key": "R", "dedup_key": KEY,
+               "service": {"id": "PSVC1"}, "at": "2026-11-21T10:01:00Z", "window": {}})
+        .to_string()
+        .into_bytes(),
+    ] {
+        let fx = plan_maintenance(&body, Some(&r), &[&n]);
+        assert!(fx.writebacks.is_empty());
+        assert!(fx.outcome.starts_with("unreadable"), "{}", fx.outcome);
+        assert!(parse_maintenance(&body).is_err());
+    }
 }
