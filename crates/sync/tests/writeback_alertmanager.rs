@@ -9,9 +9,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+#[path = "common/changes.rs"]
+mod changes;
+
+use changes::{apply_memo as apply, change_now, settings};
 use jiff::{SignedDuration, Timestamp};
 use pagerbridge_model::MonitorRef;
-use pagerbridge_sync::writeback::{self, Action, Adapter, Change, Kind, Request, Settings};
+use pagerbridge_sync::writeback::{self, Action, Change, Kind};
 use pagerbridge_testkit::debian;
 use pagerbridge_testkit::monitors::alertmanager::Alertmanager;
 use pagerbridge_testkit::monitors::free_port;
@@ -28,15 +32,6 @@ async fn alertmanager(dir: &std::path::Path) -> Option<Alertmanager> {
             debian::skipped(&why);
             None
         }
-    }
-}
-
-fn settings(url: &str, options: Value) -> Settings {
-    Settings {
-        url: Some(url.parse().expect("URL")),
-        timeout: Duration::from_secs(5),
-        options,
-        ..Settings::default()
     }
 }
 
@@ -61,29 +56,13 @@ fn target(instance: &str) -> MonitorRef {
 
 fn change(action: Action, expires_at: Option<Timestamp>) -> Change {
     Change {
-        action,
-        author: "Alice Example".into(),
-        comment: "Acknowledged in PagerDuty: https://example.pagerduty.com/incidents/Q1TEST".into(),
-        incident_id: "Q1TEST".into(),
-        incident_url: None,
         expires_at,
-        at: Timestamp::now(),
+        ..change_now(
+            action,
+            "Alice Example",
+            "Acknowledged in PagerDuty: https://example.pagerduty.com/incidents/Q1TEST",
+        )
     }
-}
-
-async fn apply(
-    adapter: &dyn Adapter,
-    target: &MonitorRef,
-    change: &Change,
-    memo: Option<&Value>,
-) -> Result<writeback::Applied, writeback::WriteError> {
-    adapter
-        .apply(Request {
-            target,
-            change,
-            memo,
-        })
-        .await
 }
 
 /// The silence with `id`, as Alertmanager lists it.
@@ -348,11 +327,9 @@ async fn an_unreachable_alertmanager_is_worth_a_retry() {
     .expect_err("nobody listens");
     assert!(e.retry, "{e:?}");
 
-    let e = writeback::build(
+    let e = changes::refused(
         Kind::Alertmanager,
         &settings(&url, json!({"silence_duration": "forever"})),
-    )
-    .err()
-    .expect("bad duration");
+    );
     assert_eq!(e.field, "options.silence_duration");
 }

@@ -2,45 +2,23 @@
 //! tokens at /login, checks X-AUTH-TOKEN and the documented paths and bodies, and answers with
 //! Centreon's shapes (tests/fixtures/centreon/).
 
+#[path = "common/changes.rs"]
+mod changes;
 #[path = "common/recorder.rs"]
 mod recorder;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use changes::{PASSWORD, USER, apply, apply_memo, change, login_settings as settings, refused};
 use pagerbridge_model::MonitorRef;
-use pagerbridge_sync::writeback::{
-    Action, Applied, Change, Kind, Request, Settings, WriteError, build,
-};
+use pagerbridge_sync::writeback::{Action, Adapter, Applied, Kind, Settings, WriteError, build};
 use recorder::{Recorder, Reply, Seen, fixture, refused_url};
 use serde_json::{Value, json};
 
 const API: &str = "/centreon/api/latest";
 
-fn settings(url: &str, options: Value) -> Settings {
-    Settings {
-        url: Some(url.parse().expect("url")),
-        username: Some("pagerbridge".into()),
-        password: Some("s3cret".into()),
-        timeout: Duration::from_secs(5),
-        options,
-        ..Settings::default()
-    }
-}
-
-fn change(action: Action) -> Change {
-    Change {
-        action,
-        author: "Jane Doe".into(),
-        comment: format!(
-            "{} by Jane Doe in PagerDuty: https://acme.pagerduty.com/incidents/Q1ABC",
-            action.as_str()
-        ),
-        incident_id: "Q1ABC".into(),
-        incident_url: Some("https://acme.pagerduty.com/incidents/Q1ABC".into()),
-        expires_at: None,
-        at: "2026-11-21T08:15:00Z".parse().expect("ts"),
-    }
+fn adapter_at(url: &str, options: Value) -> Arc<dyn Adapter> {
+    build(Kind::Centreon, &settings(url, options)).expect("build")
 }
 
 fn service() -> MonitorRef {
@@ -72,9 +50,7 @@ fn centreon(state: Arc<Mutex<State>>, answer: Reply) -> impl Fn(&Seen) -> Reply 
         if req.path == format!("{API}/login") {
             assert_eq!(req.method, "POST");
             let body = req.json();
-            if body
-                != json!({"security": {"credentials": {"login": "pagerbridge", "password": "s3cret"}}})
-            {
+            if body != json!({"security": {"credentials": {"login": USER, "password": PASSWORD}}}) {
                 return Reply::json_text(401, &fixture("centreon/login-refused.json"));
             }
             st.logins += 1;
@@ -97,25 +73,18 @@ fn centreon(state: Arc<Mutex<State>>, answer: Reply) -> impl Fn(&Seen) -> Reply 
 }
 
 async fn apply_to(
-    adapter: &Arc<dyn pagerbridge_sync::writeback::Adapter>,
+    adapter: &Arc<dyn Adapter>,
     target: &MonitorRef,
     action: Action,
 ) -> Result<Applied, WriteError> {
-    let c = change(action);
-    adapter
-        .apply(Request {
-            target,
-            change: &c,
-            memo: None,
-        })
-        .await
+    apply(&**adapter, target, &change(action)).await
 }
 
 #[tokio::test]
 async fn acknowledge_unacknowledge_and_comment_use_the_documented_requests() {
     let state = Arc::new(Mutex::new(State::default()));
     let server = Recorder::start(centreon(state.clone(), Reply::empty(204))).await;
-    let adapter = build(Kind::Centreon, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
 
     apply_to(&adapter, &service(), Action::Acknowledge)
         .await
@@ -204,14 +173,10 @@ async fn options_set_the_acknowledgement_flags_and_the_api_path() {
         centreon(state.clone(), Reply::empty(204))(&req)
     })
     .await;
-    let adapter = build(
-        Kind::Centreon,
-        &settings(
-            &server.url(),
-            json!({"api_path": "/api/v23.10", "sticky": false, "notify": true, "persistent": false, "with_services": false}),
-        ),
-    )
-    .expect("build");
+    let adapter = adapter_at(
+        &server.url(),
+        json!({"api_path": "/api/v23.10", "sticky": false, "notify": true, "persistent": false, "with_services": false}),
+    );
     apply_to(&adapter, &host(), Action::Acknowledge)
         .await
         .expect("ack");
@@ -232,7 +197,7 @@ async fn options_set_the_acknowledgement_flags_and_the_api_path() {
 async fn an_expired_token_means_one_new_login_and_the_request_again() {
     let state = Arc::new(Mutex::new(State::default()));
     let server = Recorder::start(centreon(state.clone(), Reply::empty(204))).await;
-    let adapter = build(Kind::Centreon, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     apply_to(&adapter, &service(), Action::Acknowledge)
         .await
         .expect("first");
@@ -270,7 +235,7 @@ async fn a_request_refused_after_a_fresh_login_is_final_and_not_looped() {
         )
     })
     .await;
-    let adapter = build(Kind::Centreon, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let e = apply_to(&adapter, &service(), Action::Acknowledge)
         .await
         .expect_err("403");
@@ -334,7 +299,7 @@ async fn centreon_errors_and_outages_are_classified() {
         Reply::json_text(404, &fixture("centreon/not-found.json")),
     ))
     .await;
-    let adapter = build(Kind::Centreon, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let e = apply_to(&adapter, &service(), Action::Acknowledge)
         .await
         .expect_err("404");
@@ -356,14 +321,13 @@ async fn centreon_errors_and_outages_are_classified() {
         Reply::html(503, "<html>Service Unavailable</html>"),
     ))
     .await;
-    let adapter = build(Kind::Centreon, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let e = apply_to(&adapter, &service(), Action::Acknowledge)
         .await
         .expect_err("503");
     assert!(e.retry, "{e}");
 
-    let adapter =
-        build(Kind::Centreon, &settings(&refused_url().await, Value::Null)).expect("build");
+    let adapter = adapter_at(&refused_url().await, Value::Null);
     let e = apply_to(&adapter, &service(), Action::Acknowledge)
         .await
         .expect_err("refused");
@@ -374,7 +338,7 @@ async fn centreon_errors_and_outages_are_classified() {
 async fn resolve_and_other_monitors_references_are_final_without_a_request() {
     let state = Arc::new(Mutex::new(State::default()));
     let server = Recorder::start(centreon(state, Reply::empty(204))).await;
-    let adapter = build(Kind::Centreon, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let e = apply_to(&adapter, &service(), Action::Resolve)
         .await
         .expect_err("resolve");
@@ -400,24 +364,12 @@ async fn resolve_and_other_monitors_references_are_final_without_a_request() {
 async fn a_change_the_memo_says_was_done_is_not_sent_again() {
     let state = Arc::new(Mutex::new(State::default()));
     let server = Recorder::start(centreon(state, Reply::empty(204))).await;
-    let adapter = build(Kind::Centreon, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let target = service();
     let c = change(Action::Comment);
-    let first = adapter
-        .apply(Request {
-            target: &target,
-            change: &c,
-            memo: None,
-        })
-        .await
-        .expect("first");
+    let first = apply(&*adapter, &target, &c).await.expect("first");
     let memo = first.memo.expect("memo");
-    let again = adapter
-        .apply(Request {
-            target: &target,
-            change: &c,
-            memo: Some(&memo),
-        })
+    let again = apply_memo(&*adapter, &target, &c, Some(&memo))
         .await
         .expect("again");
     assert!(again.detail.contains("already done"), "{}", again.detail);
@@ -426,17 +378,9 @@ async fn a_change_the_memo_says_was_done_is_not_sent_again() {
 
 #[test]
 fn build_names_the_bad_setting() {
-    let field = |s: Settings| build(Kind::Centreon, &s).err().expect("refused").field;
+    let field = |s: Settings| refused(Kind::Centreon, &s).field;
     let ok = settings("https://centreon.example.com", Value::Null);
-    assert!(build(Kind::Centreon, &ok).is_ok());
-    assert_eq!(
-        field(Settings {
-            url: None,
-            ..ok.clone()
-        }),
-        "url"
-    );
-    assert_eq!(field(settings("ftp://c.example.com", Value::Null)), "url");
+    changes::assert_url_is_checked(Kind::Centreon, &ok, "ftp://c.example.com");
     assert_eq!(
         field(Settings {
             username: None,
@@ -475,11 +419,13 @@ fn build_names_the_bad_setting() {
         )),
         "options.api_path"
     );
+    let e = refused(
+        Kind::Centreon,
+        &settings("https://c.example.com", json!({"hmac_secret": "x"})),
+    );
+    assert_eq!(e.field, "options.hmac_secret");
     assert_eq!(
-        field(settings(
-            "https://c.example.com",
-            json!({"hmac_secret": "x"})
-        )),
-        "options.hmac_secret"
+        e.message,
+        "unknown option; Centreon takes api_path, sticky, notify, persistent, with_services"
     );
 }

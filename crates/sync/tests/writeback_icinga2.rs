@@ -4,11 +4,13 @@
 //!
 //! Needs root and the package; prints SKIPPED and passes where it cannot have them.
 
-use std::time::Duration;
+#[path = "common/changes.rs"]
+mod changes;
 
+use changes::{apply, change_now};
 use jiff::{SignedDuration, Timestamp};
 use pagerbridge_model::MonitorRef;
-use pagerbridge_sync::writeback::{self, Action, Adapter, Change, Kind, Request, Settings};
+use pagerbridge_sync::writeback::{self, Action, Change, Kind, Settings};
 use pagerbridge_testkit::debian;
 use pagerbridge_testkit::monitors::icinga2::{API_PASSWORD, API_USER, Icinga2};
 use pagerbridge_testkit::monitors::monitor_dir;
@@ -54,50 +56,24 @@ async fn icinga(dir: &std::path::Path) -> Option<Icinga2> {
 
 fn settings(icinga: &Icinga2, password: &str, options: Value) -> Settings {
     Settings {
-        url: Some(icinga.url.parse().expect("URL")),
         username: Some(API_USER.into()),
         password: Some(password.into()),
         // Icinga's own CA: the adapter checks the certificate.
         ca_file: Some(icinga.ca_file.clone()),
-        timeout: Duration::from_secs(5),
-        options,
-        ..Settings::default()
+        ..changes::settings(&icinga.url, options)
     }
 }
 
 fn target(service: Option<&str>) -> MonitorRef {
-    MonitorRef::Object {
-        host: HOST.into(),
-        service: service.map(str::to_owned),
-        problem_id: None,
-        last_problem_id: None,
-    }
+    changes::object(HOST, service)
 }
 
 fn change(action: Action, author: &str, comment: &str, expires_at: Option<Timestamp>) -> Change {
     Change {
-        action,
-        author: author.into(),
-        comment: comment.into(),
-        incident_id: "Q1TEST".into(),
         incident_url: Some("https://example.pagerduty.com/incidents/Q1TEST".into()),
         expires_at,
-        at: Timestamp::now(),
+        ..change_now(action, author, comment)
     }
-}
-
-async fn apply(
-    adapter: &dyn Adapter,
-    target: &MonitorRef,
-    change: &Change,
-) -> Result<writeback::Applied, writeback::WriteError> {
-    adapter
-        .apply(Request {
-            target,
-            change,
-            memo: None,
-        })
-        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,10 +265,9 @@ async fn names_are_matched_exactly_and_problems_are_classified() {
 
 #[tokio::test]
 async fn settings_are_checked_before_any_call() {
-    let e = writeback::build(Kind::Icinga2, &Settings::default())
-        .err()
-        .expect("no url");
+    let e = changes::refused(Kind::Icinga2, &Settings::default());
     assert_eq!(e.field, "url");
+    assert_eq!(e.message, "Icinga 2's API URL is required");
     let s = Settings {
         url: Some("https://localhost:5665".parse().unwrap()),
         username: Some("u".into()),
@@ -300,8 +275,6 @@ async fn settings_are_checked_before_any_call() {
         options: json!({"notify": "yes"}),
         ..Settings::default()
     };
-    let e = writeback::build(Kind::Icinga2, &s)
-        .err()
-        .expect("bad option");
+    let e = changes::refused(Kind::Icinga2, &s);
     assert_eq!(e.field, "options.notify");
 }

@@ -13,9 +13,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "common/changes.rs"]
+mod changes;
+
+use changes::{apply, change_now as change};
 use jiff::Timestamp;
 use pagerbridge_model::MonitorRef;
-use pagerbridge_sync::writeback::{self, Action, Adapter, Change, Kind, Request, Settings};
+use pagerbridge_sync::writeback::{self, Action, Adapter, Kind, Settings};
 use pagerbridge_testkit::debian;
 use pagerbridge_testkit::monitors::nagios::{Nagios, write_state};
 use pagerbridge_testkit::monitors::{monitor_dir, wait_for};
@@ -95,24 +99,7 @@ define host {{
 }
 
 fn target(service: &str) -> MonitorRef {
-    MonitorRef::Object {
-        host: HOST.into(),
-        service: Some(service.into()),
-        problem_id: None,
-        last_problem_id: None,
-    }
-}
-
-fn change(action: Action, author: &str, comment: &str) -> Change {
-    Change {
-        action,
-        author: author.into(),
-        comment: comment.into(),
-        incident_id: "Q1TEST".into(),
-        incident_url: None,
-        expires_at: None,
-        at: Timestamp::now(),
-    }
+    changes::object(HOST, Some(service))
 }
 
 fn adapter(path: &Path) -> std::sync::Arc<dyn Adapter> {
@@ -125,20 +112,6 @@ fn adapter(path: &Path) -> std::sync::Arc<dyn Adapter> {
         },
     )
     .expect("settings are valid")
-}
-
-async fn apply(
-    adapter: &dyn Adapter,
-    target: &MonitorRef,
-    change: &Change,
-) -> Result<writeback::Applied, writeback::WriteError> {
-    adapter
-        .apply(Request {
-            target,
-            change,
-            memo: None,
-        })
-        .await
 }
 
 fn comments_of(nagios: &Nagios, service: &str) -> Vec<BTreeMap<String, String>> {
@@ -412,15 +385,54 @@ async fn a_regular_file_is_appended_and_a_missing_one_is_retried() {
     .expect_err("no resolve");
     assert!(!e.retry, "{e:?}");
 
-    let e = writeback::build(
+    let e = changes::refused(
         Kind::ExternalCommand,
         &Settings {
             command_file: Some(file.clone()),
             options: json!({"sticky": "2"}),
             ..Settings::default()
         },
-    )
-    .err()
-    .expect("bad option");
+    );
     assert_eq!(e.field, "options.sticky");
+}
+
+/// A monitor that stopped reading its command pipe (hanging, not stopped): the write-back waits
+/// a bounded time for room, then gives a retry error instead of blocking a thread forever.
+#[tokio::test]
+async fn a_pipe_that_stays_full_is_a_retry_after_a_bounded_wait() {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pipe = tmp.path().join("nagios.cmd");
+    let out = Command::new("mkfifo")
+        .arg(&pipe)
+        .output()
+        .expect("mkfifo runs");
+    assert!(out.status.success(), "{out:?}");
+    // A reader that never reads (it also writes, to fill the pipe first).
+    let mut hog = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&pipe)
+        .expect("open the pipe");
+    let chunk = [b'x'; 4096];
+    while hog.write(&chunk).is_ok() {}
+
+    let started = Instant::now();
+    let err = apply(
+        &*adapter(&pipe),
+        &target(SERVICE),
+        &change(Action::Comment, "w", "hello"),
+    )
+    .await
+    .expect_err("nothing fits");
+    let waited = started.elapsed();
+    assert!(err.retry, "{err:?}");
+    assert!(err.message.contains("stayed full"), "{}", err.message);
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(15),
+        "waited {waited:?}"
+    );
+    drop(hog);
 }

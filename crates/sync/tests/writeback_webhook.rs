@@ -1,45 +1,41 @@
 //! The generic webhook against a recording receiver: the documented body and headers, the
 //! HMAC signature as a receiver would check it, and the retry classification.
 
+#[path = "common/changes.rs"]
+mod changes;
 #[path = "common/recorder.rs"]
 mod recorder;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use changes::{apply, apply_memo, refused, zabbix_event as zabbix_ref};
 use hmac::{KeyInit, Mac};
 use pagerbridge_model::MonitorRef;
-use pagerbridge_sync::writeback::{Action, Change, Kind, Request, Settings, build};
+use pagerbridge_sync::writeback::{Action, Adapter, Change, Kind, Settings, WriteError, build};
 use recorder::{Recorder, Reply, Seen, fixture, refused_url};
 use serde_json::{Value, json};
 
 fn settings(url: &str, token: Option<&str>, options: Value) -> Settings {
     Settings {
-        url: Some(url.parse().expect("url")),
         token: token.map(str::to_string),
-        timeout: Duration::from_secs(5),
-        options,
-        ..Settings::default()
+        ..changes::settings(url, options)
     }
 }
 
+fn adapter_at(url: &str, token: Option<&str>, options: Value) -> Arc<dyn Adapter> {
+    build(Kind::Webhook, &settings(url, token, options)).expect("build")
+}
+
+/// The change of tests/fixtures/webhook/acknowledge-body.json (with `action`).
 fn change(action: Action) -> Change {
     Change {
-        action,
-        author: "Jane Doe".into(),
-        comment:
-            "Acknowledged by Jane Doe in PagerDuty: https://acme.pagerduty.com/incidents/Q1ABC"
-                .into(),
-        incident_id: "Q1ABC".into(),
-        incident_url: Some("https://acme.pagerduty.com/incidents/Q1ABC".into()),
+        comment: format!(
+            "Acknowledged by Jane Doe in PagerDuty: {}",
+            changes::INCIDENT_URL
+        ),
         expires_at: Some("2026-11-21T10:00:00Z".parse().unwrap()),
-        at: "2026-11-21T08:15:00Z".parse().expect("ts"),
-    }
-}
-
-fn zabbix_ref() -> MonitorRef {
-    MonitorRef::ZabbixEvent {
-        event_id: "5021".into(),
-        trigger_id: Some("17500".into()),
+        ..changes::change(action)
     }
 }
 
@@ -68,22 +64,13 @@ fn verifies(secret: &str, req: &Seen) -> bool {
 #[tokio::test]
 async fn posts_the_documented_body_and_headers() {
     let server = Recorder::start(|_: &Seen| Reply::empty(204)).await;
-    let adapter = build(
-        Kind::Webhook,
-        &settings(
-            &format!("{}/hooks/pd?src=pagerbridge", server.url()),
-            Some("rcv-token"),
-            Value::Null,
-        ),
-    )
-    .expect("build");
+    let adapter = adapter_at(
+        &format!("{}/hooks/pd?src=pagerbridge", server.url()),
+        Some("rcv-token"),
+        Value::Null,
+    );
     let c = change(Action::Acknowledge);
-    let applied = adapter
-        .apply(Request {
-            target: &zabbix_ref(),
-            change: &c,
-            memo: None,
-        })
+    let applied = apply(&*adapter, &zabbix_ref(), &c)
         .await
         .expect("delivered");
     assert_eq!(
@@ -112,7 +99,7 @@ async fn posts_the_documented_body_and_headers() {
 #[tokio::test]
 async fn every_action_and_any_reference_is_posted() {
     let server = Recorder::start(|_: &Seen| Reply::json(200, &json!({"ok": true}))).await;
-    let adapter = build(Kind::Webhook, &settings(&server.url(), None, Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), None, Value::Null);
     let target = MonitorRef::Object {
         host: "db1".into(),
         service: Some("Disk /".into()),
@@ -128,12 +115,7 @@ async fn every_action_and_any_reference_is_posted() {
         let mut c = change(action);
         c.expires_at = None;
         c.incident_url = None;
-        adapter
-            .apply(Request {
-                target: &target,
-                change: &c,
-                memo: None,
-            })
+        apply(&*adapter, &target, &c)
             .await
             .unwrap_or_else(|e| panic!("{action:?}: {e}"));
         let body = server.seen().last().unwrap().json();
@@ -159,18 +141,9 @@ async fn every_action_and_any_reference_is_posted() {
 #[tokio::test]
 async fn the_signature_verifies_with_the_secret_and_not_with_another() {
     let server = Recorder::start(|_: &Seen| Reply::empty(200)).await;
-    let adapter = build(
-        Kind::Webhook,
-        &settings(&server.url(), None, json!({"hmac_secret": "shared-secret"})),
-    )
-    .expect("build");
+    let adapter = adapter_at(&server.url(), None, json!({"hmac_secret": "shared-secret"}));
     let c = change(Action::Resolve);
-    adapter
-        .apply(Request {
-            target: &zabbix_ref(),
-            change: &c,
-            memo: None,
-        })
+    apply(&*adapter, &zabbix_ref(), &c)
         .await
         .expect("delivered");
     let req = &server.seen()[0];
@@ -190,22 +163,13 @@ async fn the_signature_verifies_with_the_secret_and_not_with_another() {
 #[tokio::test]
 async fn a_custom_signature_header() {
     let server = Recorder::start(|_: &Seen| Reply::empty(200)).await;
-    let adapter = build(
-        Kind::Webhook,
-        &settings(
-            &server.url(),
-            None,
-            json!({"hmac_secret": "k", "signature_header": "X-Hub-Signature-256"}),
-        ),
-    )
-    .expect("build");
+    let adapter = adapter_at(
+        &server.url(),
+        None,
+        json!({"hmac_secret": "k", "signature_header": "X-Hub-Signature-256"}),
+    );
     let c = change(Action::Comment);
-    adapter
-        .apply(Request {
-            target: &zabbix_ref(),
-            change: &c,
-            memo: None,
-        })
+    apply(&*adapter, &zabbix_ref(), &c)
         .await
         .expect("delivered");
     let req = &server.seen()[0];
@@ -217,17 +181,12 @@ async fn a_custom_signature_header() {
     assert!(req.header("x-pagerbridge-signature").is_none());
 }
 
-async fn status_error(status: u16) -> pagerbridge_sync::writeback::WriteError {
+async fn status_error(status: u16) -> WriteError {
     let server =
         Recorder::start(move |_: &Seen| Reply::json(status, &json!({"error": "nope"}))).await;
-    let adapter = build(Kind::Webhook, &settings(&server.url(), None, Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), None, Value::Null);
     let c = change(Action::Acknowledge);
-    adapter
-        .apply(Request {
-            target: &zabbix_ref(),
-            change: &c,
-            memo: None,
-        })
+    apply(&*adapter, &zabbix_ref(), &c)
         .await
         .expect_err("not 2xx")
 }
@@ -243,18 +202,9 @@ async fn answers_are_classified() {
         let e = status_error(s).await;
         assert!(!e.retry, "{s}: {e}");
     }
-    let adapter = build(
-        Kind::Webhook,
-        &settings(&refused_url().await, None, Value::Null),
-    )
-    .expect("build");
+    let adapter = adapter_at(&refused_url().await, None, Value::Null);
     let c = change(Action::Acknowledge);
-    let e = adapter
-        .apply(Request {
-            target: &zabbix_ref(),
-            change: &c,
-            memo: None,
-        })
+    let e = apply(&*adapter, &zabbix_ref(), &c)
         .await
         .expect_err("refused");
     assert!(e.retry, "{e}");
@@ -277,12 +227,7 @@ async fn a_slow_receiver_times_out_and_is_retried() {
     s.timeout = Duration::from_millis(300);
     let adapter = build(Kind::Webhook, &s).expect("build");
     let c = change(Action::Acknowledge);
-    let e = adapter
-        .apply(Request {
-            target: &zabbix_ref(),
-            change: &c,
-            memo: None,
-        })
+    let e = apply(&*adapter, &zabbix_ref(), &c)
         .await
         .expect_err("timeout");
     assert!(e.retry, "{e}");
@@ -292,25 +237,15 @@ async fn a_slow_receiver_times_out_and_is_retried() {
 #[tokio::test]
 async fn a_change_the_memo_says_was_delivered_is_not_posted_again() {
     let server = Recorder::start(|_: &Seen| Reply::empty(204)).await;
-    let adapter = build(Kind::Webhook, &settings(&server.url(), None, Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), None, Value::Null);
     let c = change(Action::Acknowledge);
     let target = zabbix_ref();
-    let memo = adapter
-        .apply(Request {
-            target: &target,
-            change: &c,
-            memo: None,
-        })
+    let memo = apply(&*adapter, &target, &c)
         .await
         .expect("first")
         .memo
         .expect("memo");
-    let again = adapter
-        .apply(Request {
-            target: &target,
-            change: &c,
-            memo: Some(&memo),
-        })
+    let again = apply_memo(&*adapter, &target, &c, Some(&memo))
         .await
         .expect("again");
     assert_eq!(again.memo, None);
@@ -319,20 +254,9 @@ async fn a_change_the_memo_says_was_delivered_is_not_posted_again() {
 
 #[test]
 fn build_names_the_bad_setting() {
-    let field = |s: Settings| build(Kind::Webhook, &s).err().expect("refused").field;
+    let field = |s: Settings| refused(Kind::Webhook, &s).field;
     let ok = settings("https://hooks.example.com/pd", None, Value::Null);
-    assert!(build(Kind::Webhook, &ok).is_ok());
-    assert_eq!(
-        field(Settings {
-            url: None,
-            ..ok.clone()
-        }),
-        "url"
-    );
-    assert_eq!(
-        field(settings("mailto:ops@example.com", None, Value::Null)),
-        "url"
-    );
+    changes::assert_url_is_checked(Kind::Webhook, &ok, "mailto:ops@example.com");
     assert_eq!(
         field(settings(
             "https://h.example.com",
@@ -357,12 +281,13 @@ fn build_names_the_bad_setting() {
         )),
         "options.signature_header"
     );
+    let e = refused(
+        Kind::Webhook,
+        &settings("https://h.example.com", None, json!({"secret": "k"})),
+    );
+    assert_eq!(e.field, "options.secret");
     assert_eq!(
-        field(settings(
-            "https://h.example.com",
-            None,
-            json!({"secret": "k"})
-        )),
-        "options.secret"
+        e.message,
+        "unknown option; the webhook takes hmac_secret, signature_header"
     );
 }

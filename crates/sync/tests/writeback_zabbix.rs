@@ -2,13 +2,16 @@
 //! request as Zabbix's `event.acknowledge` documentation describes it and answers with the
 //! documented shapes (tests/fixtures/zabbix/).
 
+#[path = "common/changes.rs"]
+mod changes;
 #[path = "common/recorder.rs"]
 mod recorder;
 
-use std::time::Duration;
-
+use changes::{apply, apply_memo, change, refused, zabbix_event as event};
 use pagerbridge_model::MonitorRef;
-use pagerbridge_sync::writeback::{Action, Change, Kind, Request, Settings, build};
+use std::sync::Arc;
+
+use pagerbridge_sync::writeback::{Action, Adapter, Kind, Settings, WriteError, build};
 use recorder::{Recorder, Reply, Seen, fixture, refused_url};
 use serde_json::{Value, json};
 
@@ -16,34 +19,13 @@ const TOKEN: &str = "b03a7d0f6c9e4d1a8e2f3c4b5a697887f1e2d3c4b5a6978877665544332
 
 fn settings(url: &str, options: Value) -> Settings {
     Settings {
-        url: Some(url.parse().expect("url")),
         token: Some(TOKEN.into()),
-        timeout: Duration::from_secs(5),
-        options,
-        ..Settings::default()
+        ..changes::settings(url, options)
     }
 }
 
-fn change(action: Action) -> Change {
-    Change {
-        action,
-        author: "Jane Doe".into(),
-        comment: format!(
-            "{} by Jane Doe in PagerDuty: https://acme.pagerduty.com/incidents/Q1ABC",
-            action.as_str()
-        ),
-        incident_id: "Q1ABC".into(),
-        incident_url: Some("https://acme.pagerduty.com/incidents/Q1ABC".into()),
-        expires_at: None,
-        at: "2026-11-21T08:15:00Z".parse().expect("ts"),
-    }
-}
-
-fn event() -> MonitorRef {
-    MonitorRef::ZabbixEvent {
-        event_id: "5021".into(),
-        trigger_id: Some("17500".into()),
-    }
+fn adapter_at(url: &str, options: Value) -> Arc<dyn Adapter> {
+    build(Kind::Zabbix, &settings(url, options)).expect("build")
 }
 
 /// Zabbix as documented: POST to api_jsonrpc.php, a JSON-RPC 2.0 call of event.acknowledge,
@@ -67,11 +49,7 @@ fn strict_zabbix(path: &'static str) -> impl Fn(&Seen) -> Reply + Send + Sync + 
 #[tokio::test]
 async fn each_action_sends_its_documented_bitmask_and_message() {
     let server = Recorder::start(strict_zabbix("/zabbix/api_jsonrpc.php")).await;
-    let adapter = build(
-        Kind::Zabbix,
-        &settings(&format!("{}/zabbix", server.url()), Value::Null),
-    )
-    .expect("build");
+    let adapter = adapter_at(&format!("{}/zabbix", server.url()), Value::Null);
     let target = event();
     let cases = [
         (Action::Acknowledge, 6),
@@ -81,12 +59,7 @@ async fn each_action_sends_its_documented_bitmask_and_message() {
     ];
     for (action, bits) in cases {
         let c = change(action);
-        let applied = adapter
-            .apply(Request {
-                target: &target,
-                change: &c,
-                memo: None,
-            })
+        let applied = apply(&*adapter, &target, &c)
             .await
             .unwrap_or_else(|e| panic!("{action:?}: {e}"));
         assert!(applied.detail.contains("5021"), "{}", applied.detail);
@@ -121,34 +94,18 @@ async fn body_auth_puts_the_token_in_the_request_for_older_zabbix() {
         Reply::json_text(200, &fixture("zabbix/acknowledge-ok.json"))
     })
     .await;
-    let adapter = build(
-        Kind::Zabbix,
-        &settings(&server.url(), json!({"auth": "body"})),
-    )
-    .expect("build");
+    let adapter = adapter_at(&server.url(), json!({"auth": "body"}));
     let c = change(Action::Acknowledge);
-    adapter
-        .apply(Request {
-            target: &event(),
-            change: &c,
-            memo: None,
-        })
-        .await
-        .expect("applied");
+    apply(&*adapter, &event(), &c).await.expect("applied");
     assert_eq!(server.seen()[0].path, "/api_jsonrpc.php");
 }
 
-async fn error_for(fixture_name: &str, action: Action) -> pagerbridge_sync::writeback::WriteError {
+async fn error_for(fixture_name: &str, action: Action) -> WriteError {
     let body = fixture(&format!("zabbix/{fixture_name}"));
     let server = Recorder::start(move |_: &Seen| Reply::json_text(200, &body)).await;
-    let adapter = build(Kind::Zabbix, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let c = change(action);
-    adapter
-        .apply(Request {
-            target: &event(),
-            change: &c,
-            memo: None,
-        })
+    apply(&*adapter, &event(), &c)
         .await
         .expect_err("Zabbix answered an error")
 }
@@ -182,28 +139,14 @@ async fn json_rpc_errors_are_classified() {
 #[tokio::test]
 async fn server_errors_and_refused_connections_are_retried() {
     let server = Recorder::start(|_: &Seen| Reply::html(502, "<html>Bad Gateway</html>")).await;
-    let adapter = build(Kind::Zabbix, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let c = change(Action::Acknowledge);
-    let e = adapter
-        .apply(Request {
-            target: &event(),
-            change: &c,
-            memo: None,
-        })
-        .await
-        .expect_err("502");
+    let e = apply(&*adapter, &event(), &c).await.expect_err("502");
     assert!(e.retry, "{e}");
     assert!(e.message.contains("502"), "{e}");
 
-    let adapter = build(Kind::Zabbix, &settings(&refused_url().await, Value::Null)).expect("build");
-    let e = adapter
-        .apply(Request {
-            target: &event(),
-            change: &c,
-            memo: None,
-        })
-        .await
-        .expect_err("refused");
+    let adapter = adapter_at(&refused_url().await, Value::Null);
+    let e = apply(&*adapter, &event(), &c).await.expect_err("refused");
     assert!(e.retry, "{e}");
 }
 
@@ -216,16 +159,9 @@ async fn a_page_that_is_not_json_rpc_is_final_and_says_to_check_the_url() {
         )
     })
     .await;
-    let adapter = build(Kind::Zabbix, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let c = change(Action::Acknowledge);
-    let e = adapter
-        .apply(Request {
-            target: &event(),
-            change: &c,
-            memo: None,
-        })
-        .await
-        .expect_err("HTML");
+    let e = apply(&*adapter, &event(), &c).await.expect_err("HTML");
     assert!(!e.retry, "{e}");
     assert!(e.message.contains("not JSON-RPC"), "{e}");
 }
@@ -233,24 +169,12 @@ async fn a_page_that_is_not_json_rpc_is_final_and_says_to_check_the_url() {
 #[tokio::test]
 async fn a_change_the_memo_says_was_done_is_not_sent_again() {
     let server = Recorder::start(strict_zabbix("/api_jsonrpc.php")).await;
-    let adapter = build(Kind::Zabbix, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let target = event();
     let c = change(Action::Acknowledge);
-    let first = adapter
-        .apply(Request {
-            target: &target,
-            change: &c,
-            memo: None,
-        })
-        .await
-        .expect("first");
+    let first = apply(&*adapter, &target, &c).await.expect("first");
     let memo = first.memo.expect("memo");
-    let again = adapter
-        .apply(Request {
-            target: &target,
-            change: &c,
-            memo: Some(&memo),
-        })
+    let again = apply_memo(&*adapter, &target, &c, Some(&memo))
         .await
         .expect("again");
     assert_eq!(again.memo, None, "the old memo stays");
@@ -260,12 +184,7 @@ async fn a_change_the_memo_says_was_done_is_not_sent_again() {
     // A later change of the same incident is sent.
     let mut later = change(Action::Comment);
     later.at = "2026-11-21T08:20:00Z".parse().unwrap();
-    adapter
-        .apply(Request {
-            target: &target,
-            change: &later,
-            memo: Some(&memo),
-        })
+    apply_memo(&*adapter, &target, &later, Some(&memo))
         .await
         .expect("later");
     assert_eq!(server.seen().len(), 2);
@@ -274,37 +193,19 @@ async fn a_change_the_memo_says_was_done_is_not_sent_again() {
 #[tokio::test]
 async fn long_comments_are_cut_to_max_message() {
     let server = Recorder::start(strict_zabbix("/api_jsonrpc.php")).await;
-    let adapter = build(
-        Kind::Zabbix,
-        &settings(&server.url(), json!({"max_message": 10})),
-    )
-    .expect("build");
+    let adapter = adapter_at(&server.url(), json!({"max_message": 10}));
     let mut c = change(Action::Comment);
     c.comment = "é".repeat(50);
-    adapter
-        .apply(Request {
-            target: &event(),
-            change: &c,
-            memo: None,
-        })
-        .await
-        .expect("applied");
+    apply(&*adapter, &event(), &c).await.expect("applied");
     assert_eq!(server.seen()[0].json()["params"]["message"], "é".repeat(10));
 }
 
 #[tokio::test]
 async fn another_monitors_reference_is_a_final_error_naming_the_expected_one() {
-    let adapter =
-        build(Kind::Zabbix, &settings("http://127.0.0.1:9/", Value::Null)).expect("build");
+    let adapter = adapter_at("http://127.0.0.1:9/", Value::Null);
     let c = change(Action::Acknowledge);
-    let e = adapter
-        .apply(Request {
-            target: &MonitorRef::ZenossEvent { evid: "abc".into() },
-            change: &c,
-            memo: None,
-        })
-        .await
-        .expect_err("wrong ref");
+    let target = MonitorRef::ZenossEvent { evid: "abc".into() };
+    let e = apply(&*adapter, &target, &c).await.expect_err("wrong ref");
     assert!(!e.retry);
     assert!(e.message.contains("zabbix_event"), "{e}");
     assert!(e.message.contains("zenoss_event"), "{e}");
@@ -312,20 +213,9 @@ async fn another_monitors_reference_is_a_final_error_naming_the_expected_one() {
 
 #[test]
 fn build_names_the_bad_setting() {
-    let field = |s: Settings| build(Kind::Zabbix, &s).err().expect("refused").field;
+    let field = |s: Settings| refused(Kind::Zabbix, &s).field;
     let ok = settings("https://zabbix.example.com", Value::Null);
-    assert!(build(Kind::Zabbix, &ok).is_ok());
-    assert_eq!(
-        field(Settings {
-            url: None,
-            ..ok.clone()
-        }),
-        "url"
-    );
-    assert_eq!(
-        field(settings("ftp://zabbix.example.com", Value::Null)),
-        "url"
-    );
+    changes::assert_url_is_checked(Kind::Zabbix, &ok, "ftp://zabbix.example.com");
     assert_eq!(
         field(Settings {
             token: None,
@@ -348,10 +238,12 @@ fn build_names_the_bad_setting() {
         field(settings("https://z.example.com", json!({"max_message": 0}))),
         "options.max_message"
     );
-    assert_eq!(
-        field(settings("https://z.example.com", json!({"sticky": true}))),
-        "options.sticky"
+    let e = refused(
+        Kind::Zabbix,
+        &settings("https://z.example.com", json!({"sticky": true})),
     );
+    assert_eq!(e.field, "options.sticky");
+    assert_eq!(e.message, "unknown option; Zabbix takes auth, max_message");
     assert_eq!(
         field(settings("https://z.example.com", json!([1]))),
         "options"

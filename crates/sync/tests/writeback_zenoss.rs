@@ -2,15 +2,19 @@
 //! authentication and the Ext.Direct request shape, and answers with the router's shapes
 //! (tests/fixtures/zenoss/).
 
+#[path = "common/changes.rs"]
+mod changes;
 #[path = "common/recorder.rs"]
 mod recorder;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
+use changes::{apply_memo, login_settings as settings, refused};
 use pagerbridge_model::MonitorRef;
-use pagerbridge_sync::writeback::{Action, Change, Kind, Request, Settings, WriteError, build};
+use pagerbridge_sync::writeback::{
+    Action, Adapter, Applied, Change, Kind, Settings, WriteError, build,
+};
 use recorder::{Recorder, Reply, Seen, fixture, refused_url};
 use serde_json::{Value, json};
 
@@ -18,27 +22,16 @@ const EVID: &str = "0242ac11-0002-8c3e-11e8-5c0f6a1b2c3d";
 // base64("pagerbridge:s3cret")
 const BASIC: &str = "Basic cGFnZXJicmlkZ2U6czNjcmV0";
 
-fn settings(url: &str, options: Value) -> Settings {
-    Settings {
-        url: Some(url.parse().expect("url")),
-        username: Some("pagerbridge".into()),
-        password: Some("s3cret".into()),
-        timeout: Duration::from_secs(5),
-        options,
-        ..Settings::default()
+/// Zenoss' log line adds the incident's link, so the comment goes without it.
+fn change(action: Action) -> Change {
+    Change {
+        comment: format!("{} by Jane Doe in PagerDuty", action.as_str()),
+        ..changes::change(action)
     }
 }
 
-fn change(action: Action) -> Change {
-    Change {
-        action,
-        author: "Jane Doe".into(),
-        comment: format!("{} by Jane Doe in PagerDuty", action.as_str()),
-        incident_id: "Q1ABC".into(),
-        incident_url: Some("https://acme.pagerduty.com/incidents/Q1ABC".into()),
-        expires_at: None,
-        at: "2026-11-21T08:15:00Z".parse().expect("ts"),
-    }
+fn adapter_at(url: &str, options: Value) -> Arc<dyn Adapter> {
+    build(Kind::Zenoss, &settings(url, options)).expect("build")
 }
 
 fn event() -> MonitorRef {
@@ -78,20 +71,8 @@ fn zenoss_ok(req: &Seen) -> Reply {
     }
 }
 
-async fn apply(
-    url: &str,
-    options: Value,
-    action: Action,
-) -> Result<pagerbridge_sync::writeback::Applied, WriteError> {
-    let adapter = build(Kind::Zenoss, &settings(url, options)).expect("build");
-    let c = change(action);
-    adapter
-        .apply(Request {
-            target: &event(),
-            change: &c,
-            memo: None,
-        })
-        .await
+async fn apply(url: &str, options: Value, action: Action) -> Result<Applied, WriteError> {
+    changes::apply(&*adapter_at(url, options), &event(), &change(action)).await
 }
 
 fn calls(server: &Recorder) -> Vec<(String, Value)> {
@@ -217,12 +198,7 @@ async fn refused_credentials_show_the_login_page_and_are_final() {
     s.password = Some("wrong".into());
     let adapter = build(Kind::Zenoss, &s).expect("build");
     let c = change(Action::Acknowledge);
-    let e = adapter
-        .apply(Request {
-            target: &event(),
-            change: &c,
-            memo: None,
-        })
+    let e = changes::apply(&*adapter, &event(), &c)
         .await
         .expect_err("login page");
     assert!(!e.retry, "{e}");
@@ -321,28 +297,16 @@ async fn server_errors_and_refused_connections_are_retried() {
 #[tokio::test]
 async fn a_change_the_memo_says_was_done_is_not_sent_again() {
     let server = Recorder::start(zenoss_ok).await;
-    let adapter = build(Kind::Zenoss, &settings(&server.url(), Value::Null)).expect("build");
+    let adapter = adapter_at(&server.url(), Value::Null);
     let target = event();
     let c = change(Action::Comment);
-    let first = adapter
-        .apply(Request {
-            target: &target,
-            change: &c,
-            memo: None,
-        })
-        .await
-        .expect("first");
+    let first = changes::apply(&*adapter, &target, &c).await.expect("first");
     let memo = first.memo.expect("memo");
     assert_eq!(
         memo,
         json!({"last_applied": "comment:Q1ABC:2026-11-21T08:15:00Z"})
     );
-    let again = adapter
-        .apply(Request {
-            target: &target,
-            change: &c,
-            memo: Some(&memo),
-        })
+    let again = apply_memo(&*adapter, &target, &c, Some(&memo))
         .await
         .expect("again");
     assert!(again.detail.contains("already done"), "{}", again.detail);
@@ -351,17 +315,13 @@ async fn a_change_the_memo_says_was_done_is_not_sent_again() {
 
 #[tokio::test]
 async fn another_monitors_reference_is_a_final_error() {
-    let adapter = build(Kind::Zenoss, &settings("http://127.0.0.1:9", Value::Null)).expect("build");
+    let adapter = adapter_at("http://127.0.0.1:9", Value::Null);
     let c = change(Action::Acknowledge);
-    let e = adapter
-        .apply(Request {
-            target: &MonitorRef::CentreonIds {
-                host_id: 1,
-                service_id: None,
-            },
-            change: &c,
-            memo: None,
-        })
+    let target = MonitorRef::CentreonIds {
+        host_id: 1,
+        service_id: None,
+    };
+    let e = changes::apply(&*adapter, &target, &c)
         .await
         .expect_err("wrong ref");
     assert!(!e.retry);
@@ -373,17 +333,9 @@ async fn another_monitors_reference_is_a_final_error() {
 
 #[test]
 fn build_names_the_bad_setting() {
-    let field = |s: Settings| build(Kind::Zenoss, &s).err().expect("refused").field;
+    let field = |s: Settings| refused(Kind::Zenoss, &s).field;
     let ok = settings("https://zenoss.example.com", Value::Null);
-    assert!(build(Kind::Zenoss, &ok).is_ok());
-    assert_eq!(
-        field(Settings {
-            url: None,
-            ..ok.clone()
-        }),
-        "url"
-    );
-    assert_eq!(field(settings("file:///tmp/x", Value::Null)), "url");
+    changes::assert_url_is_checked(Kind::Zenoss, &ok, "file:///tmp/x");
     assert_eq!(
         field(Settings {
             username: None,
@@ -412,8 +364,13 @@ fn build_names_the_bad_setting() {
         )),
         "options.log_state_changes"
     );
+    let e = refused(
+        Kind::Zenoss,
+        &settings("https://z.example.com", json!({"auth": "body"})),
+    );
+    assert_eq!(e.field, "options.auth");
     assert_eq!(
-        field(settings("https://z.example.com", json!({"auth": "body"}))),
-        "options.auth"
+        e.message,
+        "unknown option; Zenoss takes unacknowledge_method, log_state_changes"
     );
 }

@@ -206,7 +206,9 @@ token = { env = "PAGERBRIDGE_TEST_UNSET_TOKEN2" }
     assert_eq!(config.sources[0].name, "am");
     assert_eq!(config.monitors[0].name, "icinga");
 
-    let err = Config::load_for(&path, Purpose::Daemon).unwrap_err().to_string();
+    let err = Config::load_for(&path, Purpose::Daemon)
+        .unwrap_err()
+        .to_string();
     for field in [
         "pagerduty.api_token",
         "sources[0].auth.bearer",
@@ -219,6 +221,8 @@ token = { env = "PAGERBRIDGE_TEST_UNSET_TOKEN2" }
 
     // Mistakes of shape are still mistakes, whatever the purpose.
     std::fs::write(&path, "[[monitors]]\nname = \"x\"\nkind = \"nagios\"\n").unwrap();
-    let err = Config::load_for(&path, Purpose::Enqueue).unwrap_err().to_string();
+    let err = Config::load_for(&path, Purpose::Enqueue)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("monitors[0].kind"), "{err}");
 }

@@ -31,13 +31,13 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use pagerbridge_model::MonitorRef;
 
 use super::{
-    Action, Adapter, Applied, Request, Settings, SettingsError, WriteError, classify, http_client,
-    transport,
+    Action, Adapter, Applied, Options, Request, Settings, SettingsError, WriteError, classify,
+    http_client, transport,
 };
 
 const DEFAULT_SILENCE: SignedDuration = SignedDuration::from_hours(24);
@@ -57,16 +57,7 @@ struct Alertmanager {
 }
 
 pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
-    let url = settings
-        .url
-        .as_ref()
-        .ok_or_else(|| SettingsError::new("url", "Alertmanager's URL is required"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SettingsError::new(
-            "url",
-            format!("{url} is not an http(s) URL"),
-        ));
-    }
+    let url = settings.http_url("Alertmanager's URL is required")?;
     let auth = match (&settings.username, &settings.token) {
         (Some(_), Some(_)) => {
             return Err(SettingsError::new(
@@ -91,24 +82,14 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
         http: http_client(settings)?,
         base,
         auth,
-        silence_duration: silence_duration(&settings.options)?,
+        silence_duration: silence_duration(settings)?,
     }))
 }
 
-fn silence_duration(options: &Value) -> Result<SignedDuration, SettingsError> {
-    let map = match options {
-        Value::Null => &Map::new(),
-        Value::Object(m) => m,
-        _ => return Err(SettingsError::new("options", "must be a table of options")),
-    };
-    if let Some(key) = map.keys().find(|k| *k != "silence_duration") {
-        return Err(SettingsError::new(
-            format!("options.{key}"),
-            "unknown option for alertmanager (known: silence_duration)",
-        ));
-    }
+fn silence_duration(settings: &Settings) -> Result<SignedDuration, SettingsError> {
+    let options = settings.options("Alertmanager", &["silence_duration"])?;
     let field = "options.silence_duration";
-    let d = match map.get("silence_duration") {
+    let d = match options.get("silence_duration") {
         None | Some(Value::Null) => return Ok(DEFAULT_SILENCE),
         Some(Value::String(s)) => s.parse::<SignedDuration>().map_err(|e| {
             SettingsError::new(field, format!("{s:?} is not a duration like \"24h\": {e}"))
@@ -123,9 +104,10 @@ fn silence_duration(options: &Value) -> Result<SignedDuration, SettingsError> {
             }
         },
         Some(other) => {
-            return Err(SettingsError::new(
-                field,
-                format!("must be a duration like \"24h\", not {other}"),
+            return Err(Options::expected(
+                "silence_duration",
+                "a duration like \"24h\"",
+                other,
             ));
         }
     };
@@ -224,7 +206,7 @@ impl Alertmanager {
             .ok_or_else(|| {
                 WriteError::fail(format!(
                     "{what}: HTTP {status} without a silenceID: {}",
-                    text.chars().take(300).collect::<String>()
+                    super::shorten(&text)
                 ))
             })?;
         Ok(Applied {
@@ -305,6 +287,12 @@ mod tests {
 
     #[test]
     fn silence_duration_is_checked() {
+        let silence_duration = |options: &Value| {
+            silence_duration(&Settings {
+                options: options.clone(),
+                ..Settings::default()
+            })
+        };
         assert_eq!(silence_duration(&Value::Null).unwrap(), DEFAULT_SILENCE);
         assert_eq!(
             silence_duration(&json!({"silence_duration": "90m"})).unwrap(),

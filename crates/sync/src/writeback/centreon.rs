@@ -45,17 +45,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::{
-    Action, Adapter, Applied, Change, Request, Settings, SettingsError, WriteError, classify,
-    http_client, transport,
+    Action, Adapter, Applied, Request, Settings, SettingsError, WriteError, already_applied,
+    change_key, classify, http_client, ref_kind, shorten, transport,
 };
-
-const KNOWN_OPTIONS: [&str; 5] = [
-    "api_path",
-    "sticky",
-    "notify",
-    "persistent",
-    "with_services",
-];
 
 enum Auth {
     Login {
@@ -76,64 +68,23 @@ struct Centreon {
     with_services: bool,
 }
 
-fn bool_option(
-    options: &serde_json::Map<String, Value>,
-    name: &str,
-    default: bool,
-) -> Result<bool, SettingsError> {
-    match options.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(SettingsError::new(
-            format!("options.{name}"),
-            format!("expected true or false, got {other}"),
-        )),
-    }
-}
-
 pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
-    let url = settings
-        .url
-        .as_ref()
-        .ok_or_else(|| SettingsError::new("url", "required: Centreon's web URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SettingsError::new(
-            "url",
-            format!("must be http or https, got {}", url.scheme()),
-        ));
-    }
-    let options = match &settings.options {
-        Value::Null => serde_json::Map::new(),
-        Value::Object(m) => m.clone(),
-        other => {
-            return Err(SettingsError::new(
-                "options",
-                format!("expected a table of options, got {other}"),
-            ));
-        }
-    };
-    if let Some(k) = options
-        .keys()
-        .find(|k| !KNOWN_OPTIONS.contains(&k.as_str()))
-    {
-        return Err(SettingsError::new(
-            format!("options.{k}"),
-            format!(
-                "unknown option; Centreon takes {}",
-                KNOWN_OPTIONS.join(", ")
-            ),
-        ));
-    }
-    let api_path = match options.get("api_path") {
-        None | Some(Value::Null) => "/centreon/api/latest".to_string(),
-        Some(Value::String(s)) if s.is_empty() || s.starts_with('/') => s.clone(),
-        Some(other) => {
-            return Err(SettingsError::new(
-                "options.api_path",
-                format!("expected a path starting with / (or \"\"), got {other}"),
-            ));
-        }
-    };
+    let url = settings.http_url("required: Centreon's web URL")?;
+    let options = settings.options(
+        "Centreon",
+        &[
+            "api_path",
+            "sticky",
+            "notify",
+            "persistent",
+            "with_services",
+        ],
+    )?;
+    let api_path = options
+        .string("api_path", "a path starting with / (or \"\")", |s| {
+            s.is_empty() || s.starts_with('/')
+        })?
+        .unwrap_or("/centreon/api/latest");
     let auth = match (
         settings.token.clone().filter(|t| !t.trim().is_empty()),
         settings.username.clone().filter(|u| !u.trim().is_empty()),
@@ -167,22 +118,11 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
         client: http_client(settings)?,
         base,
         auth,
-        sticky: bool_option(&options, "sticky", true)?,
-        notify: bool_option(&options, "notify", false)?,
-        persistent: bool_option(&options, "persistent", true)?,
-        with_services: bool_option(&options, "with_services", true)?,
+        sticky: options.bool("sticky", true)?,
+        notify: options.bool("notify", false)?,
+        persistent: options.bool("persistent", true)?,
+        with_services: options.bool("with_services", true)?,
     }))
-}
-
-fn change_key(c: &Change) -> String {
-    format!("{}:{}:{}", c.action.as_str(), c.incident_id, c.at)
-}
-
-fn ref_kind(target: &MonitorRef) -> String {
-    serde_json::to_value(target)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn refused(status: StatusCode) -> bool {
@@ -204,7 +144,7 @@ impl Centreon {
         if refused(status) {
             return Err(WriteError::fail(format!(
                 "{what}: Centreon refused username and password (HTTP {status}): {}",
-                text.chars().take(300).collect::<String>()
+                shorten(&text)
             )));
         }
         classify(what, status, &text)?;
@@ -218,7 +158,7 @@ impl Centreon {
             .ok_or_else(|| {
                 WriteError::fail(format!(
                     "{what}: the answer has no security.token (check url and options.api_path): {}",
-                    text.chars().take(300).collect::<String>()
+                    shorten(&text)
                 ))
             })
     }
@@ -326,12 +266,7 @@ impl Adapter for Centreon {
             Some(s) => format!("service {host_id}/{s}"),
             None => format!("host {host_id}"),
         };
-        if req
-            .memo
-            .and_then(|m| m.get("last_applied"))
-            .and_then(Value::as_str)
-            == Some(key.as_str())
-        {
+        if already_applied(req.memo, &key) {
             return Ok(Applied {
                 memo: None,
                 detail: format!(

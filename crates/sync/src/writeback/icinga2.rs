@@ -33,7 +33,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use pagerbridge_model::MonitorRef;
 
@@ -59,16 +59,7 @@ struct Icinga2 {
 }
 
 pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
-    let url = settings
-        .url
-        .as_ref()
-        .ok_or_else(|| SettingsError::new("url", "Icinga 2's API URL is required"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SettingsError::new(
-            "url",
-            format!("{url} is not an http(s) URL"),
-        ));
-    }
+    let url = settings.http_url("Icinga 2's API URL is required")?;
     let username = settings
         .username
         .clone()
@@ -76,7 +67,7 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
     let password = settings.password.clone().ok_or_else(|| {
         SettingsError::new("password", "the Icinga 2 ApiUser's password is required")
     })?;
-    let options = options(&settings.options)?;
+    let options = options(settings)?;
     let mut base = url.clone();
     let path = format!("{}/v1/", base.path().trim_end_matches('/'));
     base.set_path(&path);
@@ -89,34 +80,12 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
     }))
 }
 
-fn options(value: &Value) -> Result<Options, SettingsError> {
-    let map = match value {
-        Value::Null => &Map::new(),
-        Value::Object(m) => m,
-        _ => return Err(SettingsError::new("options", "must be a table of options")),
-    };
-    for key in map.keys() {
-        if !["sticky", "notify", "persistent"].contains(&key.as_str()) {
-            return Err(SettingsError::new(
-                format!("options.{key}"),
-                "unknown option for icinga2 (known: sticky, notify, persistent)",
-            ));
-        }
-    }
-    let flag = |name: &str| -> Result<bool, SettingsError> {
-        match map.get(name) {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(SettingsError::new(
-                format!("options.{name}"),
-                format!("must be true or false, not {other}"),
-            )),
-        }
-    };
+fn options(settings: &Settings) -> Result<Options, SettingsError> {
+    let o = settings.options("Icinga 2", &["sticky", "notify", "persistent"])?;
     Ok(Options {
-        sticky: flag("sticky")?,
-        notify: flag("notify")?,
-        persistent: flag("persistent")?,
+        sticky: o.bool("sticky", false)?,
+        notify: o.bool("notify", false)?,
+        persistent: o.bool("persistent", false)?,
     })
 }
 
@@ -222,7 +191,7 @@ fn judge(
     status: reqwest::StatusCode,
     text: &str,
 ) -> Result<Applied, WriteError> {
-    let short: String = text.chars().take(300).collect();
+    let short = super::shorten(text);
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Err(WriteError::fail(format!(
             "{what}: HTTP {status}: Icinga refuses the ApiUser or its permissions: {short}"
@@ -301,8 +270,9 @@ mod tests {
 
     #[test]
     fn options_default_to_false_and_are_checked() {
+        let options = |o: Value| options(&settings(o));
         assert_eq!(
-            options(&Value::Null).unwrap(),
+            options(Value::Null).unwrap(),
             Options {
                 sticky: false,
                 notify: false,
@@ -310,18 +280,18 @@ mod tests {
             }
         );
         assert_eq!(
-            options(&json!({"sticky": true, "notify": true})).unwrap(),
+            options(json!({"sticky": true, "notify": true})).unwrap(),
             Options {
                 sticky: true,
                 notify: true,
                 persistent: false
             }
         );
-        let e = options(&json!({"sticky": "yes"})).unwrap_err();
+        let e = options(json!({"sticky": "yes"})).unwrap_err();
         assert_eq!(e.field, "options.sticky");
-        let e = options(&json!({"stiky": true})).unwrap_err();
+        let e = options(json!({"stiky": true})).unwrap_err();
         assert_eq!(e.field, "options.stiky");
-        let e = options(&json!([1])).unwrap_err();
+        let e = options(json!([1])).unwrap_err();
         assert_eq!(e.field, "options");
     }
 

@@ -251,6 +251,91 @@ impl SettingsError {
     }
 }
 
+impl Settings {
+    /// `url`, which must be http or https; `required` is what to say when it is missing
+    /// (which URL of the monitor is meant).
+    pub fn http_url(&self, required: &str) -> Result<&url::Url, SettingsError> {
+        let url = self
+            .url
+            .as_ref()
+            .ok_or_else(|| SettingsError::new("url", required))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(SettingsError::new(
+                "url",
+                format!("must be http or https, got {}", url.scheme()),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// `options`, a table (none: empty) of only the `known` keys; `monitor` names the
+    /// adapter in the message about an unknown key.
+    pub fn options(&self, monitor: &str, known: &[&str]) -> Result<Options, SettingsError> {
+        let map = match &self.options {
+            Value::Null => serde_json::Map::new(),
+            Value::Object(m) => m.clone(),
+            other => {
+                return Err(SettingsError::new(
+                    "options",
+                    format!("expected a table of options, got {other}"),
+                ));
+            }
+        };
+        if let Some(k) = map.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(SettingsError::new(
+                format!("options.{k}"),
+                format!("unknown option; {monitor} takes {}", known.join(", ")),
+            ));
+        }
+        Ok(Options(map))
+    }
+}
+
+/// An adapter's checked `options` table (see [`Settings::options`]). The typed readers take
+/// an absent key and `null` alike as "not set" and name `options.<key>` in their errors;
+/// [`Options::get`] gives the raw value, for options of an adapter's own kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options(serde_json::Map<String, Value>);
+
+impl Options {
+    /// The value as given (`null` included).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    /// A true/false option, `default` when not set.
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool, SettingsError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(Options::expected(key, "true or false", other)),
+        }
+    }
+
+    /// A string option that `ok` accepts, `None` when not set; anything else is refused as
+    /// "expected `expected`, got ...".
+    pub fn string(
+        &self,
+        key: &str,
+        expected: &str,
+        ok: impl Fn(&str) -> bool,
+    ) -> Result<Option<&str>, SettingsError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if ok(s) => Ok(Some(s)),
+            Some(other) => Err(Options::expected(key, expected, other)),
+        }
+    }
+
+    /// The error for `options.<key>` holding `got` where `expected` belongs.
+    pub fn expected(key: &str, expected: &str, got: &Value) -> SettingsError {
+        SettingsError::new(
+            format!("options.{key}"),
+            format!("expected {expected}, got {got}"),
+        )
+    }
+}
+
 /// Builds the adapter of `kind` from its settings, checking them.
 pub fn build(kind: Kind, settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
     match kind {
@@ -291,8 +376,7 @@ pub fn classify(what: &str, status: reqwest::StatusCode, body: &str) -> Result<(
     if status.is_success() {
         return Ok(());
     }
-    let short: String = body.chars().take(300).collect();
-    let message = format!("{what}: HTTP {status}: {short}");
+    let message = format!("{what}: HTTP {status}: {}", shorten(body));
     if status.is_server_error()
         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
         || status == reqwest::StatusCode::REQUEST_TIMEOUT
@@ -306,4 +390,30 @@ pub fn classify(what: &str, status: reqwest::StatusCode, body: &str) -> Result<(
 /// A transport failure (refused, reset, timed out): the monitor may be back later.
 pub fn transport(what: &str, e: &reqwest::Error) -> WriteError {
     WriteError::retry(format!("{what}: {e}"))
+}
+
+/// The memo key of a change, `<action>:<incident>:<time of the change>`: the same for every
+/// delivery of one change.
+fn change_key(c: &Change) -> String {
+    format!("{}:{}:{}", c.action.as_str(), c.incident_id, c.at)
+}
+
+/// Whether `memo` (`{"last_applied": key}`) says the change with `key` was carried out.
+fn already_applied(memo: Option<&Value>, key: &str) -> bool {
+    memo.and_then(|m| m.get("last_applied"))
+        .and_then(Value::as_str)
+        == Some(key)
+}
+
+/// The `kind` of a monitor reference as it is stored (`zabbix_event`), for messages.
+fn ref_kind(target: &MonitorRef) -> String {
+    serde_json::to_value(target)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A monitor's answer cut to 300 characters, to quote in a message.
+fn shorten(s: &str) -> String {
+    s.chars().take(300).collect()
 }

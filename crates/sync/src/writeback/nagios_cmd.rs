@@ -40,8 +40,6 @@ use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use pagerbridge_model::MonitorRef;
 
 use super::{Action, Adapter, Applied, Request, Settings, SettingsError, WriteError};
@@ -78,38 +76,16 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
     }
     Ok(Arc::new(NagiosCmd {
         path,
-        options: options(&settings.options)?,
+        options: options(settings)?,
     }))
 }
 
-fn options(value: &Value) -> Result<Options, SettingsError> {
-    let map = match value {
-        Value::Null => &Map::new(),
-        Value::Object(m) => m,
-        _ => return Err(SettingsError::new("options", "must be a table of options")),
-    };
-    for key in map.keys() {
-        if !["sticky", "notify", "persistent"].contains(&key.as_str()) {
-            return Err(SettingsError::new(
-                format!("options.{key}"),
-                "unknown option for external_command (known: sticky, notify, persistent)",
-            ));
-        }
-    }
-    let flag = |name: &str, default: bool| -> Result<bool, SettingsError> {
-        match map.get(name) {
-            None | Some(Value::Null) => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(SettingsError::new(
-                format!("options.{name}"),
-                format!("must be true or false, not {other}"),
-            )),
-        }
-    };
+fn options(settings: &Settings) -> Result<Options, SettingsError> {
+    let o = settings.options("external_command", &["sticky", "notify", "persistent"])?;
     Ok(Options {
-        sticky: flag("sticky", false)?,
-        notify: flag("notify", false)?,
-        persistent: flag("persistent", true)?,
+        sticky: o.bool("sticky", false)?,
+        notify: o.bool("notify", false)?,
+        persistent: o.bool("persistent", true)?,
     })
 }
 
@@ -218,6 +194,40 @@ fn command_line(
     Ok(format!("{head}{comment}\n"))
 }
 
+/// How long a full command pipe is waited on: the monitor reads it between checks, so a burst
+/// of write-backs (or of other tools' commands) fills it only for a moment.
+const PIPE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One `write()` of `bytes`; while a pipe is full (`EAGAIN`: a write of at most `PIPE_BUF`
+/// bytes is all or nothing), waits for room with `poll()` and tries again, up to `wait`.
+fn write_waiting(
+    file: &mut std::fs::File,
+    bytes: &[u8],
+    wait: std::time::Duration,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.write(bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(e);
+                }
+                let mut fd = libc::pollfd {
+                    fd: file.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                let ms = left.as_millis().min(i32::MAX as u128) as i32;
+                // SAFETY: one valid pollfd for the duration of the call; the file is open.
+                unsafe { libc::poll(&mut fd, 1, ms) };
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Writes `line` with one `write()`. Blocking: run it off the async threads.
 fn deliver(path: &std::path::Path, line: &str) -> Result<(), WriteError> {
     let shown = path.display();
@@ -245,7 +255,7 @@ fn deliver(path: &std::path::Path, line: &str) -> Result<(), WriteError> {
         }
     };
     let is_pipe = file.metadata().is_ok_and(|m| m.file_type().is_fifo());
-    match file.write(line.as_bytes()) {
+    match write_waiting(&mut file, line.as_bytes(), PIPE_WAIT) {
         Ok(n) if n == line.len() => Ok(()),
         // Only a regular file can take part of it (a full disk, say); finish the line there.
         Ok(n) if !is_pipe => file
@@ -256,7 +266,8 @@ fn deliver(path: &std::path::Path, line: &str) -> Result<(), WriteError> {
             line.len()
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(WriteError::retry(format!(
-            "the monitor's command pipe {shown} is full (it is busy or hanging)"
+            "the monitor's command pipe {shown} stayed full for {}s (it is busy or hanging)",
+            PIPE_WAIT.as_secs()
         ))),
         Err(e) if e.raw_os_error() == Some(libc::EPIPE) => Err(WriteError::retry(format!(
             "the monitor stopped reading its command pipe {shown}"
@@ -436,15 +447,19 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(build(&s).err().unwrap().field, "command_file");
-        assert_eq!(options(&Value::Null).unwrap(), DEFAULTS);
+        let options = |o: serde_json::Value| {
+            options(&Settings {
+                options: o,
+                ..Settings::default()
+            })
+        };
+        assert_eq!(options(serde_json::Value::Null).unwrap(), DEFAULTS);
         assert_eq!(
-            options(&serde_json::json!({"notify": 1}))
-                .unwrap_err()
-                .field,
+            options(serde_json::json!({"notify": 1})).unwrap_err().field,
             "options.notify"
         );
         assert_eq!(
-            options(&serde_json::json!({"expire": true}))
+            options(serde_json::json!({"expire": true}))
                 .unwrap_err()
                 .field,
             "options.expire"

@@ -43,11 +43,10 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::{
-    Adapter, Applied, Change, Request, Settings, SettingsError, WriteError, classify, http_client,
-    transport,
+    Adapter, Applied, Change, Request, Settings, SettingsError, WriteError, already_applied,
+    change_key, classify, http_client, transport,
 };
 
-const KNOWN_OPTIONS: [&str; 2] = ["hmac_secret", "signature_header"];
 const TIMESTAMP_HEADER: &str = "X-Pagerbridge-Timestamp";
 
 struct Webhook {
@@ -59,64 +58,21 @@ struct Webhook {
 }
 
 pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
-    let url = settings
-        .url
-        .clone()
-        .ok_or_else(|| SettingsError::new("url", "required: the receiver's URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SettingsError::new(
-            "url",
-            format!("must be http or https, got {}", url.scheme()),
-        ));
-    }
-    let options = match &settings.options {
-        Value::Null => serde_json::Map::new(),
-        Value::Object(m) => m.clone(),
-        other => {
-            return Err(SettingsError::new(
-                "options",
-                format!("expected a table of options, got {other}"),
-            ));
-        }
-    };
-    if let Some(k) = options
-        .keys()
-        .find(|k| !KNOWN_OPTIONS.contains(&k.as_str()))
-    {
-        return Err(SettingsError::new(
-            format!("options.{k}"),
-            format!(
-                "unknown option; the webhook takes {}",
-                KNOWN_OPTIONS.join(", ")
-            ),
-        ));
-    }
-    let hmac_secret = match options.get("hmac_secret") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(other) => {
-            return Err(SettingsError::new(
-                "options.hmac_secret",
-                format!("expected a non-empty string, got {other}"),
-            ));
-        }
-    };
-    let signature_header = match options.get("signature_header") {
-        None | Some(Value::Null) => HeaderName::from_static("x-pagerbridge-signature"),
-        Some(Value::String(s)) => HeaderName::from_bytes(s.as_bytes()).map_err(|_| {
+    let url = settings.http_url("required: the receiver's URL")?.clone();
+    let options = settings.options("the webhook", &["hmac_secret", "signature_header"])?;
+    let hmac_secret = options
+        .string("hmac_secret", "a non-empty string", |s| !s.is_empty())?
+        .map(str::to_string);
+    let signature_header = match options.string("signature_header", "a header name", |_| true)? {
+        None => HeaderName::from_static("x-pagerbridge-signature"),
+        Some(s) => HeaderName::from_bytes(s.as_bytes()).map_err(|_| {
             SettingsError::new(
                 "options.signature_header",
                 format!("{s:?} is not a valid HTTP header name"),
             )
         })?,
-        Some(other) => {
-            return Err(SettingsError::new(
-                "options.signature_header",
-                format!("expected a header name, got {other}"),
-            ));
-        }
     };
-    if options.contains_key("signature_header") && hmac_secret.is_none() {
+    if options.get("signature_header").is_some() && hmac_secret.is_none() {
         return Err(SettingsError::new(
             "options.signature_header",
             "set without options.hmac_secret: nothing would be signed",
@@ -129,10 +85,6 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
         hmac_secret,
         signature_header,
     }))
-}
-
-fn change_key(c: &Change) -> String {
-    format!("{}:{}:{}", c.action.as_str(), c.incident_id, c.at)
 }
 
 /// `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>"): what a receiver recomputes.
@@ -161,12 +113,7 @@ fn payload(target: &MonitorRef, c: &Change) -> Value {
 impl Adapter for Webhook {
     async fn apply(&self, req: Request<'_>) -> Result<Applied, WriteError> {
         let key = change_key(req.change);
-        if req
-            .memo
-            .and_then(|m| m.get("last_applied"))
-            .and_then(Value::as_str)
-            == Some(key.as_str())
-        {
+        if already_applied(req.memo, &key) {
             return Ok(Applied {
                 memo: None,
                 detail: format!(

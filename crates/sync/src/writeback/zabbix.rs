@@ -56,11 +56,10 @@ use pagerbridge_model::MonitorRef;
 use serde_json::{Value, json};
 
 use super::{
-    Action, Adapter, Applied, Change, Request, Settings, SettingsError, WriteError, classify,
-    http_client, transport,
+    Action, Adapter, Applied, Options, Request, Settings, SettingsError, WriteError,
+    already_applied, change_key, classify, http_client, ref_kind, shorten, transport,
 };
 
-const KNOWN_OPTIONS: [&str; 2] = ["auth", "max_message"];
 const DEFAULT_MAX_MESSAGE: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,32 +78,20 @@ struct Zabbix {
 }
 
 pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
-    let url = settings
-        .url
-        .as_ref()
-        .ok_or_else(|| SettingsError::new("url", "required: the Zabbix frontend's URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SettingsError::new(
-            "url",
-            format!("must be http or https, got {}", url.scheme()),
-        ));
-    }
+    let url = settings.http_url("required: the Zabbix frontend's URL")?;
     let token = settings
         .token
         .clone()
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| SettingsError::new("token", "required: a Zabbix API token"))?;
-    let options = options_object(&settings.options)?;
-    let auth = match options.get("auth") {
-        None | Some(Value::Null) => AuthMode::Header,
-        Some(Value::String(s)) if s == "header" => AuthMode::Header,
-        Some(Value::String(s)) if s == "body" => AuthMode::Body,
-        Some(other) => {
-            return Err(SettingsError::new(
-                "options.auth",
-                format!("expected \"header\" (Zabbix 6.4+) or \"body\" (older), got {other}"),
-            ));
-        }
+    let options = settings.options("Zabbix", &["auth", "max_message"])?;
+    let auth = match options.string(
+        "auth",
+        "\"header\" (Zabbix 6.4+) or \"body\" (older)",
+        |s| matches!(s, "header" | "body"),
+    )? {
+        Some("body") => AuthMode::Body,
+        _ => AuthMode::Header,
     };
     let max_message = match options.get("max_message") {
         None | Some(Value::Null) => DEFAULT_MAX_MESSAGE,
@@ -113,10 +100,7 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
             .filter(|n| *n > 0)
             .map(|n| n as usize)
             .ok_or_else(|| {
-                SettingsError::new(
-                    "options.max_message",
-                    format!("expected a positive number of characters, got {v}"),
-                )
+                Options::expected("max_message", "a positive number of characters", v)
             })?,
     };
     let base = url.as_str().trim_end_matches('/');
@@ -135,26 +119,6 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
     }))
 }
 
-fn options_object(options: &Value) -> Result<serde_json::Map<String, Value>, SettingsError> {
-    let map = match options {
-        Value::Null => return Ok(serde_json::Map::new()),
-        Value::Object(m) => m.clone(),
-        other => {
-            return Err(SettingsError::new(
-                "options",
-                format!("expected a table of options, got {other}"),
-            ));
-        }
-    };
-    if let Some(k) = map.keys().find(|k| !KNOWN_OPTIONS.contains(&k.as_str())) {
-        return Err(SettingsError::new(
-            format!("options.{k}"),
-            format!("unknown option; Zabbix takes {}", KNOWN_OPTIONS.join(", ")),
-        ));
-    }
-    Ok(map)
-}
-
 /// The bitmask of `event.acknowledge` (Zabbix 5.2+): 1 close, 2 acknowledge, 4 add message,
 /// 16 unacknowledge.
 fn action_bits(action: Action) -> u32 {
@@ -170,17 +134,6 @@ fn action_bits(action: Action) -> u32 {
     }
 }
 
-fn change_key(c: &Change) -> String {
-    format!("{}:{}:{}", c.action.as_str(), c.incident_id, c.at)
-}
-
-fn ref_kind(target: &MonitorRef) -> String {
-    serde_json::to_value(target)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 #[async_trait::async_trait]
 impl Adapter for Zabbix {
     async fn apply(&self, req: Request<'_>) -> Result<Applied, WriteError> {
@@ -191,12 +144,7 @@ impl Adapter for Zabbix {
             )));
         };
         let key = change_key(req.change);
-        if req
-            .memo
-            .and_then(|m| m.get("last_applied"))
-            .and_then(Value::as_str)
-            == Some(key.as_str())
-        {
+        if already_applied(req.memo, &key) {
             return Ok(Applied {
                 memo: None,
                 detail: format!(
@@ -262,10 +210,6 @@ impl Adapter for Zabbix {
             ),
         })
     }
-}
-
-fn shorten(s: &str) -> String {
-    s.chars().take(300).collect()
 }
 
 fn json_rpc_error(what: &str, err: &Value) -> WriteError {

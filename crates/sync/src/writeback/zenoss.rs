@@ -43,11 +43,9 @@ use pagerbridge_model::MonitorRef;
 use serde_json::{Value, json};
 
 use super::{
-    Action, Adapter, Applied, Change, Request, Settings, SettingsError, WriteError, classify,
-    http_client, transport,
+    Action, Adapter, Applied, Change, Request, Settings, SettingsError, WriteError,
+    already_applied, change_key, classify, http_client, ref_kind, shorten, transport,
 };
-
-const KNOWN_OPTIONS: [&str; 2] = ["unacknowledge_method", "log_state_changes"];
 
 struct Zenoss {
     client: reqwest::Client,
@@ -60,16 +58,7 @@ struct Zenoss {
 }
 
 pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
-    let url = settings
-        .url
-        .as_ref()
-        .ok_or_else(|| SettingsError::new("url", "required: Zenoss' base URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SettingsError::new(
-            "url",
-            format!("must be http or https, got {}", url.scheme()),
-        ));
-    }
+    let url = settings.http_url("required: Zenoss' base URL")?;
     let username = settings
         .username
         .clone()
@@ -80,46 +69,16 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
         .clone()
         .filter(|p| !p.is_empty())
         .ok_or_else(|| SettingsError::new("password", "required: the Zenoss user's password"))?;
-    let options = match &settings.options {
-        Value::Null => serde_json::Map::new(),
-        Value::Object(m) => m.clone(),
-        other => {
-            return Err(SettingsError::new(
-                "options",
-                format!("expected a table of options, got {other}"),
-            ));
-        }
+    let options = settings.options("Zenoss", &["unacknowledge_method", "log_state_changes"])?;
+    let unack_method = match options.string(
+        "unacknowledge_method",
+        "\"reopen\" or \"unacknowledge\"",
+        |s| matches!(s, "reopen" | "unacknowledge"),
+    )? {
+        Some("unacknowledge") => "unacknowledge",
+        _ => "reopen",
     };
-    if let Some(k) = options
-        .keys()
-        .find(|k| !KNOWN_OPTIONS.contains(&k.as_str()))
-    {
-        return Err(SettingsError::new(
-            format!("options.{k}"),
-            format!("unknown option; Zenoss takes {}", KNOWN_OPTIONS.join(", ")),
-        ));
-    }
-    let unack_method = match options.get("unacknowledge_method") {
-        None | Some(Value::Null) => "reopen",
-        Some(Value::String(s)) if s == "reopen" => "reopen",
-        Some(Value::String(s)) if s == "unacknowledge" => "unacknowledge",
-        Some(other) => {
-            return Err(SettingsError::new(
-                "options.unacknowledge_method",
-                format!("expected \"reopen\" or \"unacknowledge\", got {other}"),
-            ));
-        }
-    };
-    let log_state_changes = match options.get("log_state_changes") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(SettingsError::new(
-                "options.log_state_changes",
-                format!("expected true or false, got {other}"),
-            ));
-        }
-    };
+    let log_state_changes = options.bool("log_state_changes", true)?;
     let endpoint = format!(
         "{}/zport/dmd/evconsole_router",
         url.as_str().trim_end_matches('/')
@@ -133,21 +92,6 @@ pub fn build(settings: &Settings) -> Result<Arc<dyn Adapter>, SettingsError> {
         log_state_changes,
         next_tid: AtomicU64::new(1),
     }))
-}
-
-fn change_key(c: &Change) -> String {
-    format!("{}:{}:{}", c.action.as_str(), c.incident_id, c.at)
-}
-
-fn ref_kind(target: &MonitorRef) -> String {
-    serde_json::to_value(target)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn shorten(s: &str) -> String {
-    s.chars().take(300).collect()
 }
 
 /// The log line: the comment, with the incident's link when the comment lacks it, so the
@@ -251,12 +195,7 @@ impl Adapter for Zenoss {
             )));
         };
         let key = change_key(req.change);
-        if req
-            .memo
-            .and_then(|m| m.get("last_applied"))
-            .and_then(Value::as_str)
-            == Some(key.as_str())
-        {
+        if already_applied(req.memo, &key) {
             return Ok(Applied {
                 memo: None,
                 detail: format!(
