@@ -184,23 +184,8 @@ pub async fn emulator(pagerbridge: &Path, work: &Path) -> anyhow::Result<Server>
 
 /// Starts `pagerbridge serve` with a configuration written into `dir`.
 pub async fn daemon(pagerbridge: &Path, dir: &Path, setup: &DaemonSetup) -> anyhow::Result<Server> {
-    let config = write_config(dir, setup)?;
-    let config = config.to_str().context("non-UTF-8 path")?;
-    Server::spawn(
-        "daemon",
-        pagerbridge,
-        &[
-            "--log-level",
-            "warn",
-            "serve",
-            "--config",
-            config,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &dir.join("daemon.log"),
-    )
-    .await
+    write_config(dir, setup)?;
+    daemon_with_config(pagerbridge, dir).await
 }
 
 /// Starts `pagerbridge serve` with the configuration already in `dir/pagerbridge.toml`.

@@ -49,7 +49,32 @@ async fn setup(extra: &str) -> Setup {
         .subscribe_webhooks(&format!("http://{addr}/webhooks/pagerduty"))
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let o = Opts {
+    let o = hook_opts(
+        &monitor,
+        &format!(
+            r#"
+[sync.webhooks]
+secrets = ["{secret}"]
+legacy_secret = "legacyLegacy0123456789"
+
+[sync.writeback]
+initial_backoff = "100ms"
+max_backoff = "1s"
+{extra}"#
+        ),
+    );
+    let daemon = Daemon::start_on(with_api_token(&pd, &o, dir.path()), dir, listener).await;
+    Setup {
+        pd,
+        daemon,
+        monitor,
+        secret,
+    }
+}
+
+/// An Alertmanager source whose problems the `webhook` monitor `monitor` holds, plus `extra`.
+fn hook_opts(monitor: &Recorder, extra: &str) -> Opts {
+    Opts {
         extra: format!(
             r#"
 [routing]
@@ -58,14 +83,6 @@ default_routing_key = "{DEMO_ROUTING_KEY}"
 [[sources]]
 name = "am"
 kind = "alertmanager"
-
-[sync.webhooks]
-secrets = ["{secret}"]
-legacy_secret = "legacyLegacy0123456789"
-
-[sync.writeback]
-initial_backoff = "100ms"
-max_backoff = "1s"
 
 [[monitors]]
 name = "hook"
@@ -77,13 +94,6 @@ sources = ["am"]
             url = monitor.url()
         ),
         ..Opts::default()
-    };
-    let daemon = Daemon::start_on(with_api_token(&pd, &o, dir.path()), dir, listener).await;
-    Setup {
-        pd,
-        daemon,
-        monitor,
-        secret,
     }
 }
 
@@ -346,30 +356,10 @@ async fn with_webhooks_off_polling_brings_the_acknowledgement() {
     let pd = TestPd::start().await;
     let monitor = Recorder::start(Canned::json(200, json!({"ok": true}))).await;
     let dir = tempfile::tempdir().unwrap();
-    let o = Opts {
-        extra: format!(
-            r#"
-[routing]
-default_routing_key = "{DEMO_ROUTING_KEY}"
-
-[[sources]]
-name = "am"
-kind = "alertmanager"
-
-[sync.poller]
-enabled = true
-interval = "5s"
-
-[[monitors]]
-name = "hook"
-kind = "webhook"
-url = "{url}"
-sources = ["am"]
-"#,
-            url = monitor.url()
-        ),
-        ..Opts::default()
-    };
+    let o = hook_opts(
+        &monitor,
+        "\n[sync.poller]\nenabled = true\ninterval = \"5s\"\n",
+    );
     let config = with_api_token(&pd, &o, dir.path());
     assert!(config.sync.webhooks.secrets.is_empty(), "no webhook route");
     let d = Daemon::start_config(config, dir).await;
