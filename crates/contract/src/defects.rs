@@ -29,6 +29,7 @@ pub const KNOWN_DEFECTS: &[&str] = &[
     "REST: Service.alert_grouping_parameters and AlertGroupingParameters.config are oneOfs of objects whose properties are all optional, so e.g. {\"type\":\"intelligent\"} matches several (PagerDuty's own GET /services example fails); workaround: anyOf.",
     "REST: ContentBasedAlertGroupingConfiguration.aggregate has enum [\"all, any\"] (one string) instead of [\"all\", \"any\"]; workaround: two values.",
     "REST: most operations document only some of the errors every endpoint can return (e.g. GET /services has no 429, GET /users/me has no 401/403, GET /incidents/{id}/alerts has no 404, PUT /incidents/{id} has no 400); no REST operation documents any 5xx, though PagerDuty answers them; workaround: every operation also accepts 400/401/403/429 and 5XX, and operations on a templated path 404, with the shared {error: {code, message, errors}} schema.",
+    "REST: Service.integrations items are always IntegrationReference, whose `type` must end in `_reference`, though the description says they are full Integration objects with include[]=integrations (as PagerDuty sends them, typed e.g. `events_api_v2_inbound_integration`); workaround: a reference or a full Integration.",
     "REST: IncidentBody.details is `type: object`, but PagerDuty's own POST /incidents request example (and its API reference) sends a string; workaround: string or object.",
     // REST: recorded only
     "REST: the webhook_subscriptions error responses (WebhookBadRequest, WebhookUnauthorized, WebhookForbidden, WebhookNotFound) document no body; not worked around: any body is accepted (Checked::NoSchema).",
@@ -58,6 +59,10 @@ pub(crate) const EVENTS_V1: &[Workaround] = &[(
 
 pub(crate) const REST: &[Workaround] = &[
     ("REST nullable fields", rest_nullable),
+    (
+        "REST expanded service integrations",
+        rest_service_integrations,
+    ),
     ("REST acknowledge_log_entry type", rest_acknowledge_type),
     ("REST overlapping oneOf", rest_overlapping_one_of),
     ("REST aggregate enum", rest_aggregate_enum),
@@ -112,6 +117,22 @@ fn replace_enum(doc: &mut Value, pointer: &str, old: Value, new: Value) -> bool 
         }
         _ => false,
     }
+}
+
+fn rest_service_integrations(doc: &mut Value) -> bool {
+    let Some(items) =
+        doc.pointer_mut("/components/schemas/Service/allOf/1/properties/integrations/items")
+    else {
+        return false;
+    };
+    if *items != json!({"$ref": "#/components/schemas/IntegrationReference"}) {
+        return false;
+    }
+    *items = json!({"anyOf": [
+        {"$ref": "#/components/schemas/IntegrationReference"},
+        {"$ref": "#/components/schemas/Integration"},
+    ]});
+    true
 }
 
 fn rest_acknowledge_type(doc: &mut Value) -> bool {

@@ -708,3 +708,46 @@ fn sweep_all_rest_examples() {
     }
     println!("examples: {ok} valid, {failed} invalid");
 }
+
+/// `GET /services?include[]=integrations`: PagerDuty expands each integration into the full
+/// object (typed without `_reference`, with its `integration_key`), which the file's schema
+/// refuses until the workaround; a type that is neither is still refused.
+#[test]
+fn expanded_service_integrations_validate_and_bogus_ones_do_not() {
+    let integration = |kind: &str| {
+        json!({
+            "id": "PINT001", "type": kind, "summary": "Events API v2",
+            "self": "https://api.pagerduty.com/services/PSVC001/integrations/PINT001",
+            "html_url": "https://acme.pagerduty.com/services/PSVC001/integrations/PINT001",
+            "name": "Events API v2",
+            "service": {"id": "PSVC001", "type": "service_reference"},
+            "created_at": "2026-01-01T00:00:00Z",
+            "integration_key": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+        })
+    };
+    let page = |kind: &str| {
+        json!({"services": [{
+            "id": "PSVC001", "type": "service", "summary": "Databases", "name": "Databases",
+            "self": "https://api.pagerduty.com/services/PSVC001",
+            "html_url": "https://acme.pagerduty.com/service-directory/PSVC001",
+            "status": "active",
+            "escalation_policy": {"id": "PEP0001", "type": "escalation_policy_reference"},
+            "teams": [], "integrations": [integration(kind)],
+        }], "limit": 25, "offset": 0, "more": false, "total": null})
+    };
+    let full = response(
+        "GET",
+        "/services",
+        200,
+        &page("events_api_v2_inbound_integration"),
+    );
+    assert!(full.is_ok(), "{full:?}");
+    let reference = response(
+        "GET",
+        "/services",
+        200,
+        &page("events_api_v2_inbound_integration_reference"),
+    );
+    assert!(reference.is_ok(), "{reference:?}");
+    assert!(response("GET", "/services", 200, &page("not_an_integration")).is_err());
+}

@@ -1204,17 +1204,19 @@ impl World {
     }
 
     /// An integration as `include[]=integrations` expands it: the reference's fields plus the
-    /// integration's name, service, creation time and `integration_key` (the routing key).
-    ///
-    /// PagerDuty types these full objects `events_api_v2_inbound_integration` (without
-    /// `_reference`), but its OpenAPI file types `Service.integrations` items as
-    /// `IntegrationReference` whatever the include, and the tests check every response
-    /// against that file; so the reference type is kept until the contract crate carries a
-    /// workaround for that defect. Clients must not rely on `type` here.
+    /// integration's name, service, creation time and `integration_key` (the routing key),
+    /// typed as the full object (`events_api_v2_inbound_integration`, no `_reference`), as
+    /// PagerDuty sends it.
     fn integration_json(&self, key: &str) -> Value {
         let integ = &self.integrations[key];
         let service = &self.services[integ.service];
         let mut v = self.integration_ref(key);
+        let kind = v["type"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_end_matches("_reference")
+            .to_owned();
+        v["type"] = json!(kind);
         v["name"] = json!(integ.name);
         v["service"] = self.service_ref(integ.service);
         v["created_at"] = json!(rest_time(service.created_at));
