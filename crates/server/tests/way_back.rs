@@ -482,3 +482,49 @@ async fn a_problem_on_a_service_in_maintenance_is_acknowledged_until_the_window_
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(s.monitor.requests().len(), 1, "acknowledged once");
 }
+
+/// Two monitors hold the same problems; one answers only after 8 s. The other gets its
+/// write-back at once: a slow monitor holds up nobody else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_monitor_does_not_hold_up_the_others() {
+    let slow =
+        Recorder::start(Canned::json(200, json!({"ok": true})).delayed(Duration::from_secs(8)))
+            .await;
+    let s = setup(&format!(
+        "\n[[monitors]]\nname = \"slow\"\nkind = \"webhook\"\nurl = \"{}\"\nsources = [\"am\"]\n",
+        slow.url()
+    ))
+    .await;
+    let a = post_raw(&s.daemon, "/ingest/am", firing("firing"), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let inc = the_incident(&s.pd).await;
+    let acked = std::time::Instant::now();
+    s.pd.rest()
+        .update_incident(
+            &inc.id,
+            &IncidentUpdate::status(IncidentStatus::Acknowledged),
+        )
+        .await
+        .unwrap();
+    s.monitor.wait_for(1, WAIT).await;
+    // While the slow monitor still sits on the acknowledgement, a note follows: the fast one
+    // gets it too, without waiting for the slow call to end.
+    s.pd.rest()
+        .create_note(&inc.id, "looking into it")
+        .await
+        .unwrap();
+    let got = s.monitor.wait_for(2, WAIT).await;
+    let fast = acked.elapsed();
+    assert_eq!(got[1].json()["action"], "comment");
+    assert!(
+        fast < Duration::from_secs(5),
+        "the fast monitor waited {fast:?} for the slow one"
+    );
+    let got = slow.wait_for(2, WAIT).await;
+    assert_eq!(got[0].json()["action"], "acknowledge");
+    assert_eq!(
+        got[1].json()["action"],
+        "comment",
+        "in order, once it answers"
+    );
+}

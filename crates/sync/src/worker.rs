@@ -2,7 +2,7 @@
 //! retries. One task in the daemon runs [`Sync::run`]; the webhook routes wake it after they
 //! store a delivery.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +50,9 @@ pub struct Sync {
     source_kinds: HashMap<String, String>,
     backoff: Backoff,
     wake: Notify,
+    /// Monitors with a write-back task running: one at a time each, so a monitor's write-backs
+    /// keep their order, and a slow monitor holds up nobody else.
+    busy: std::sync::Mutex<HashSet<String>>,
 }
 
 /// What one pass did, for logs and tests.
@@ -83,6 +86,7 @@ impl Sync {
             source_kinds,
             backoff,
             wake: Notify::new(),
+            busy: std::sync::Mutex::new(HashSet::new()),
         }
     }
 
@@ -200,6 +204,40 @@ impl Sync {
         Ok(pass)
     }
 
+    /// Starts a task per monitor with due write-backs and none running; returns how many
+    /// started. Each task wakes the loop when it ends, for the next write-back of its lanes.
+    pub async fn dispatch_writebacks(
+        self: &Arc<Self>,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let due = self.store.due_writebacks(now, BATCH).await?;
+        let mut per_monitor: HashMap<String, Vec<WritebackRecord>> = HashMap::new();
+        for w in due {
+            per_monitor.entry(w.monitor.clone()).or_default().push(w);
+        }
+        let mut started = 0;
+        for (monitor, items) in per_monitor {
+            if !self
+                .busy
+                .lock()
+                .expect("not poisoned")
+                .insert(monitor.clone())
+            {
+                continue;
+            }
+            started += 1;
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.run_monitor(items, now).await {
+                    tracing::warn!(%monitor, error = %e, "cannot record write-backs; trying again");
+                }
+                me.busy.lock().expect("not poisoned").remove(&monitor);
+                me.wake.notify_one();
+            });
+        }
+        Ok(started)
+    }
+
     async fn run_monitor(
         &self,
         items: Vec<WritebackRecord>,
@@ -314,16 +352,8 @@ impl Sync {
             if let Err(e) = self.process_inbox(now).await {
                 tracing::warn!(error = %e, "cannot process PagerDuty's changes; trying again");
             }
-            let busy = match self.run_writebacks(Timestamp::now()).await {
-                Ok(p) => p.written + p.retried + p.failed > 0,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot run write-backs; trying again");
-                    false
-                }
-            };
-            if busy {
-                // The next write-back of a lane becomes due once its head is done.
-                continue;
+            if let Err(e) = self.dispatch_writebacks(Timestamp::now()).await {
+                tracing::warn!(error = %e, "cannot run write-backs; trying again");
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
