@@ -172,12 +172,9 @@ async fn start(way: Way) -> Option<Run> {
         "url = \"https://icinga.example.com:5665\"",
         &format!("url = \"{}\"", icinga.0.url),
     );
-    // Inline for the reason `WayBack::writeback_snippet` gives.
-    let snippet = real::substitute(
-        &snippet,
-        "password = { env = \"ICINGA2_API_PASSWORD\" }",
-        &format!("password = \"{API_PASSWORD}\""),
-    );
+    // The password comes from the daemon's environment, as the snippet says; the monitor's
+    // notification commands run without it.
+    assert!(snippet.contains("password = { env = \"ICINGA2_API_PASSWORD\" }"));
     // Icinga notifies its acknowledgements, so the echo they would be is tested too.
     let snippet = real::substitute(&snippet, "notify = false", "notify = true");
     let config = match way {
@@ -193,7 +190,12 @@ async fn start(way: Way) -> Option<Run> {
             )
         }
     };
-    let bridge = wb.start_bridge(&config, Some(MONITOR_USER), &[]).await;
+    let mut env = vec![("ICINGA2_API_PASSWORD", API_PASSWORD.to_owned())];
+    if let Way::Webhooks = way {
+        env.push(wb.webhook_env());
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bridge = wb.start_bridge(&config, Some(MONITOR_USER), &env).await;
     let db = Db::open(dir).await;
     Some(Run {
         db,

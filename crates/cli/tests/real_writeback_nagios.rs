@@ -168,8 +168,9 @@ async fn nagios_shows_pagerduty_acknowledgement_note_and_resolve_without_echo() 
     );
     // Nagios notifies its acknowledgements, so the echo they would be is tested too.
     let snippet = real::substitute(&snippet, "notify = false", "notify = true");
+    let (name, secret) = wb.webhook_env();
     let bridge = wb
-        .start_bridge(&wb.config(&snippet), Some(MONITOR_USER), &[])
+        .start_bridge(&wb.config(&snippet), Some(MONITOR_USER), &[(name, &secret)])
         .await;
     let db = Db::open(dir).await;
     let run = Run {

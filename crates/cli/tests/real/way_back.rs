@@ -97,27 +97,30 @@ impl WayBack {
         bridge
     }
 
-    /// The docs' write-back snippet `name`, with the subscription's secret written in.
-    ///
-    /// The snippet reads the secret from `PAGERDUTY_WEBHOOK_SECRET`. It is written inline here
-    /// because the monitors' notification commands load the same file (`pagerbridge send
-    /// --config`) in the monitor's environment, where that variable is not set, and `send`
-    /// refuses a configuration whose secret it cannot read (nothing would reach PagerDuty).
+    /// The docs' write-back snippet `name`, verbatim: it reads the subscription's secret from
+    /// `PAGERDUTY_WEBHOOK_SECRET`, which [`WayBack::webhook_env`] gives the daemon alone. The
+    /// monitors' notification commands load the same file (`pagerbridge send --config`) in
+    /// the monitor's environment, without it: that they still work is part of what is proven.
     pub fn writeback_snippet(&self, name: &str) -> String {
-        let secret = self
-            .secret
-            .as_deref()
-            .expect("the webhook way has a subscription");
         let text = super::snippet(name);
         assert!(
             text.contains(&format!("path = \"{WEBHOOK_PATH}\"")),
             "the subscription points at the snippet's route:\n{text}"
         );
-        super::substitute(
-            &text,
-            "secrets = [{ env = \"PAGERDUTY_WEBHOOK_SECRET\" }]",
-            &format!("secrets = [\"{secret}\"]"),
-        )
+        assert!(
+            text.contains("secrets = [{ env = \"PAGERDUTY_WEBHOOK_SECRET\" }]"),
+            "the snippet reads the secret from the environment:\n{text}"
+        );
+        text
+    }
+
+    /// The daemon's environment for the webhook way: the subscription's secret.
+    pub fn webhook_env(&self) -> (&'static str, String) {
+        let secret = self
+            .secret
+            .clone()
+            .expect("the webhook way has a subscription");
+        ("PAGERDUTY_WEBHOOK_SECRET", secret)
     }
 }
 
