@@ -187,7 +187,7 @@ fn parse_v2(v: &Value) -> Result<Option<PdChange>, String> {
         "incident.trigger" => ChangeKind::Triggered,
         "incident.acknowledge" => ChangeKind::Acknowledged,
         "incident.unacknowledge" => ChangeKind::Unacknowledged,
-        "incident.resolve" => ChangeKind::Resolved,
+        "incident.resolve" => merged_into(&inc["resolve_reason"]).unwrap_or(ChangeKind::Resolved),
         "incident.annotate" => ChangeKind::Annotated {
             note: text(&log["note"])
                 .or_else(|| text(&log["channel"]["summary"]))
@@ -223,7 +223,7 @@ fn parse_log_entry(v: &Value) -> Result<Option<PdChange>, String> {
         "trigger_log_entry" | "reopen_log_entry" => ChangeKind::Triggered,
         "acknowledge_log_entry" => ChangeKind::Acknowledged,
         "unacknowledge_log_entry" => ChangeKind::Unacknowledged,
-        "resolve_log_entry" => ChangeKind::Resolved,
+        "resolve_log_entry" => merged_into(&inc["resolve_reason"]).unwrap_or(ChangeKind::Resolved),
         "annotate_log_entry" => ChangeKind::Annotated {
             note: text(&log["note"])
                 .or_else(|| text(&log["channel"]["summary"]))

@@ -516,3 +516,35 @@ fn unreadable_maintenance_notices_are_set_aside() {
         assert!(parse_maintenance(&body).is_err());
     }
 }
+
+#[test]
+fn merges_are_followed_whichever_way_the_change_arrives() {
+    let inc = json!({"id": "PINC1", "incident_key": KEY, "status": "resolved",
+        "html_url": "https://acme.pagerduty.com/incidents/PINC1",
+        "created_at": "2026-11-21T10:01:00Z", "service": {"id": "PSVC1"},
+        "resolve_reason": {"type": "merge_resolve_reason",
+            "incident": {"id": "PINC9", "type": "incident_reference",
+                         "html_url": "https://acme.pagerduty.com/incidents/PINC9"}}});
+    let log = json!({"id": "RLOG2", "type": "resolve_log_entry",
+        "created_at": "2026-11-21T10:06:00Z",
+        "agent": {"id": "PUSER1", "type": "user_reference", "summary": "Ann Responder"},
+        "incident": {"id": "PINC1"}});
+    let polled = json!({"log_entry": log, "incident": inc});
+    let v2 = json!({"id": "m2", "event": "incident.resolve",
+        "created_on": "2026-11-21T10:06:00Z", "incident": inc, "log_entries": [log]});
+    for (origin, body) in [("poller", polled), ("webhook_v2", v2)] {
+        let c = parse(origin, body.to_string().as_bytes()).unwrap().unwrap();
+        assert!(
+            matches!(c.kind, ChangeKind::Merged { ref into_id, .. } if into_id == "PINC9"),
+            "{origin}: {:?}",
+            c.kind
+        );
+        let fx = plan(
+            &c,
+            Some(&row(MonitorState::Problem, Some("PINC1"))),
+            &[&nagios()],
+        );
+        assert!(fx.writebacks.is_empty(), "{origin}: {}", fx.outcome);
+        assert_eq!(fx.updates[0].incident_id, "PINC9");
+    }
+}
