@@ -528,3 +528,56 @@ async fn a_slow_monitor_does_not_hold_up_the_others() {
         "in order, once it answers"
     );
 }
+
+/// Webhooks and polling both on: a note reaches pagerbridge twice (the webhook at once, the
+/// poller a few seconds later) and is written to the monitor once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_arriving_by_webhook_and_by_polling_is_written_once() {
+    let s = setup("\n[sync.poller]\nenabled = true\ninterval = \"5s\"\n").await;
+    let a = post_raw(&s.daemon, "/ingest/am", firing("firing"), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let inc = the_incident(&s.pd).await;
+    let before = s.pd.exchanges().len();
+    s.pd.rest()
+        .create_note(&inc.id, "disk swapped")
+        .await
+        .unwrap();
+    s.monitor.wait_for(1, WAIT).await;
+    // The poller has read the note once it fetched the incident of its log entry.
+    let incident_path = format!("/incidents/{}", inc.id);
+    eventually(
+        "the poller reads the note",
+        Duration::from_secs(20),
+        || async {
+            s.pd.exchanges()[before..]
+                .iter()
+                .any(|x| x.method == "GET" && x.path.starts_with(&incident_path))
+                .then_some(())
+        },
+    )
+    .await;
+    let store = sync_store(&s.daemon).await;
+    eventually("the inbox is processed", WAIT, || async {
+        store
+            .inbox_pending(10)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let comments: Vec<Value> = s
+        .monitor
+        .requests()
+        .iter()
+        .map(|r| r.json())
+        .filter(|b| b["action"] == "comment")
+        .collect();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(
+        comments[0]["comment"]
+            .as_str()
+            .unwrap()
+            .contains("disk swapped")
+    );
+}

@@ -911,6 +911,10 @@ impl SyncStore for SqliteStore {
         self.sync_list_writebacks(state, limit).await
     }
 
+    async fn seen(&self, key: &str) -> Result<bool> {
+        self.sync_seen(key).await
+    }
+
     async fn cursor(&self, name: &str) -> Result<Option<String>> {
         self.sync_cursor(name).await
     }

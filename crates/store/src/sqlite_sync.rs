@@ -264,6 +264,17 @@ impl SqliteStore {
         if done.rows_affected() == 1 {
             update_incidents_in(&mut tx, &effects.updates).await?;
             insert_writebacks(&mut tx, &effects.writebacks, now).await?;
+            for key in &effects.seen {
+                sqlx::query(
+                    "INSERT INTO sync_seen (key, seen_at) VALUES (?1, ?2) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
         }
         tx.commit().await.map_err(map_err)
     }
@@ -422,6 +433,15 @@ impl SqliteStore {
         b.push(" ORDER BY id DESC LIMIT ").push_bind(limit as i64);
         let rows = b.build().fetch_all(&self.writer).await.map_err(map_err)?;
         rows.iter().map(writeback).collect()
+    }
+
+    pub(super) async fn sync_seen(&self, key: &str) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sync_seen WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(found.is_some())
     }
 
     pub(super) async fn sync_cursor(&self, name: &str) -> Result<Option<String>> {

@@ -185,6 +185,10 @@ pub enum WritebackOutcome {
 pub struct SyncEffects {
     pub updates: Vec<IncidentUpdate>,
     pub writebacks: Vec<NewWriteback>,
+    /// Changes now acted on, by a key of their own (a note's incident and text), so the same
+    /// change arriving another way (webhook and poller) is recognised: see
+    /// [`SyncStore::seen`].
+    pub seen: Vec<String>,
     /// One line for the record: what the item did (or why it did nothing).
     pub outcome: String,
 }
@@ -243,6 +247,9 @@ pub trait SyncStore: Send + Sync + 'static {
         state: Option<WritebackState>,
         limit: usize,
     ) -> Result<Vec<WritebackRecord>>;
+
+    /// Whether a change with this key was acted on (recorded by [`SyncStore::inbox_done`]).
+    async fn seen(&self, key: &str) -> Result<bool>;
 
     /// A saved cursor (the poller's position).
     async fn cursor(&self, name: &str) -> Result<Option<String>>;

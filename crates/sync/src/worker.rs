@@ -129,7 +129,24 @@ impl Sync {
                                 )
                             })
                             .unwrap_or_default();
-                        plan::plan(&change, row, &monitors)
+                        match seen_key(&change) {
+                            // A note arriving a second way (webhook and poller both on).
+                            Some(key) if self.store.seen(&key).await? => {
+                                pagerbridge_store::SyncEffects {
+                                    outcome: format!(
+                                        "the note on incident {} was handled already (it \
+                                         arrived another way)",
+                                        change.incident_id
+                                    ),
+                                    ..Default::default()
+                                }
+                            }
+                            key => {
+                                let mut fx = plan::plan(&change, row, &monitors);
+                                fx.seen.extend(key);
+                                fx
+                            }
+                        }
                     }
                     Ok(None) => pagerbridge_store::SyncEffects {
                         outcome: "nothing to do (not an incident change)".into(),
@@ -361,5 +378,19 @@ impl Sync {
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
+    }
+}
+
+/// The key a change is recognised by when it arrives a second way. Status changes need none
+/// (the map's status and its time recognise them); a note is its incident and its text.
+fn seen_key(change: &plan::PdChange) -> Option<String> {
+    use sha2::Digest;
+    match &change.kind {
+        plan::ChangeKind::Annotated { note } => Some(format!(
+            "note:{}:{}",
+            change.incident_id,
+            hex::encode(sha2::Sha256::digest(note.as_bytes()))
+        )),
+        _ => None,
     }
 }

@@ -66,6 +66,12 @@ CREATE INDEX writebacks_due ON writebacks (next_attempt_at, id) WHERE state = 'p
 CREATE INDEX writebacks_lane ON writebacks (monitor, routing_key, dedup_key, id)
     WHERE state = 'pending';
 
+-- Changes acted on, by a key of their own, so one arriving a second way is recognised.
+CREATE TABLE sync_seen (
+    key     TEXT    PRIMARY KEY,
+    seen_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
 -- The poller's position in PagerDuty's log entries, and the like.
 CREATE TABLE sync_cursors (
     name       TEXT    PRIMARY KEY,
