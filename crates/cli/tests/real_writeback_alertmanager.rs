@@ -12,13 +12,17 @@
 //!   and sends nothing more for it, so nothing comes back: one write-back;
 //! - a note does nothing (`on_annotate = "nothing"`: silences carry no comments);
 //! - a resolve expires the silence, and the alert is active again.
+//!
+//! Once through the emulator's Webhooks v3 subscription, once (the acknowledgement) through
+//! the daemon polling PagerDuty's log entries.
 
 mod real;
 
 use pagerbridge_store::WritebackState;
 use pagerbridge_testkit::DEMO_ROUTING_KEY;
 use pagerbridge_testkit::monitors::alertmanager::Alertmanager;
-use pagerduty::rest::IncidentStatus;
+use pagerduty::rest::{Incident as PdIncident, IncidentStatus};
+use real::Bridge;
 use real::way_back::{self, Db, RESPONDER, Way, WayBack, summary};
 use serde_json::{Value, json};
 
@@ -90,14 +94,31 @@ async fn the_alert(am: &Alertmanager) -> Value {
     list[0].clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alertmanager_silences_on_acknowledge_and_expires_on_resolve_without_echo() {
-    let Some(program) =
-        real::installed_or_skip("prometheus-alertmanager", &["prometheus-alertmanager"])
-    else {
-        return;
-    };
-    let wb = WayBack::start(tempfile::tempdir().expect("tempdir"), Way::Webhooks).await;
+/// Everything one test runs, dropped in this order: the daemon and Alertmanager stop before
+/// their directory goes.
+struct Run {
+    db: Db,
+    bridge: Bridge,
+    am: Alertmanager,
+    wb: WayBack,
+}
+
+/// The alert as it fired, and the incident it opened.
+struct Fired {
+    sent: Value,
+    /// The dedup key: Alertmanager's fingerprint of the alert.
+    key: String,
+    inc: PdIncident,
+    /// The incident's page.
+    url: String,
+}
+
+/// The emulator (subscribed to the daemon when `way` is webhooks), Alertmanager posting to
+/// the daemon's `alertmanager` source, and the daemon with the write-back snippet. None when
+/// skipped.
+async fn start(way: Way) -> Option<Run> {
+    let program = real::installed_or_skip("prometheus-alertmanager", &["prometheus-alertmanager"])?;
+    let wb = WayBack::start(tempfile::tempdir().expect("tempdir"), way).await;
     let dir = wb.dir();
     let bridge_url = format!("http://127.0.0.1:{}", wb.port);
 
@@ -129,11 +150,14 @@ async fn alertmanager_silences_on_acknowledge_and_expires_on_resolve_without_ech
     );
     let am = match Alertmanager::start(&program, dir, &am_config).await {
         Ok(am) => am,
-        Err(why) => return real::skipped(&why),
+        Err(why) => {
+            real::skipped(&why);
+            return None;
+        }
     };
 
     let writeback = real::substitute(
-        &real::snippet("alertmanager-writeback.toml"),
+        &wb.writeback_snippet("alertmanager-writeback.toml"),
         "url = \"http://alertmanager.example.com:9093\"",
         &format!("url = \"{}\"", am.url),
     );
@@ -141,122 +165,157 @@ async fn alertmanager_silences_on_acknowledge_and_expires_on_resolve_without_ech
         "[routing]\ndefault_routing_key = \"{DEMO_ROUTING_KEY}\"\n\n{}\n\n{writeback}",
         real::snippet("alertmanager-pagerbridge.toml")
     ));
-    let secret = wb.secret.clone().expect("subscribed");
-    // Both secrets from the environment, as the snippets have them: only the daemon reads
+    // The secrets from the environment, as the snippets have them: only the daemon reads
     // this configuration.
     let bridge = wb
-        .start_bridge(
-            &config,
-            None,
-            &[
-                ("AM_WEBHOOK_TOKEN", token.as_str()),
-                ("PAGERDUTY_WEBHOOK_SECRET", secret.as_str()),
-            ],
-        )
+        .start_bridge(&config, None, &[("AM_WEBHOOK_TOKEN", token.as_str())])
         .await;
     let db = Db::open(dir).await;
-    let pd = &wb.pd;
-    let report = || {
+    Some(Run { db, bridge, am, wb })
+}
+
+impl Run {
+    fn report(&self) -> String {
         format!(
             "{}\n{}\n--- pagerbridge.log:\n{}",
-            real::emulator_report(pd),
-            am.proc.log_tail(30),
-            bridge.proc.log_tail(40)
+            real::emulator_report(&self.wb.pd),
+            self.am.proc.log_tail(30),
+            self.bridge.proc.log_tail(40)
         )
+    }
+
+    async fn settle(&self) {
+        way_back::settle(&self.wb.pd, self.wb.way, &self.db, || self.report()).await;
+    }
+
+    /// The alert fires: one incident, keyed by its fingerprint; its trigger (by the
+    /// integration) is written back nowhere.
+    async fn fire(&self) -> Fired {
+        let (pd, am, report) = (&self.wb.pd, &self.am, || self.report());
+        let sent = alert(jiff::Timestamp::now());
+        am.post_alerts(std::slice::from_ref(&sent)).await;
+        let key = am.fingerprint("instance", "db1:9100").await;
+        let inc = way_back::the_incident(pd, &key, report).await;
+        let url = inc.html_url.clone().expect("incidents have a page");
+        self.settle().await;
+        assert!(
+            self.db.writebacks().await.is_empty(),
+            "the trigger (by the integration) is not written back\n{}",
+            report()
+        );
+        assert!(am.silences().await.is_empty(), "no silence yet");
+        Fired {
+            sent,
+            key,
+            inc,
+            url,
+        }
+    }
+
+    /// Acknowledged in PagerDuty: a silence of exactly this alert, by the responder, its
+    /// comment linking the incident, and Alertmanager suppresses the alert. Returns the
+    /// silence's id.
+    async fn acknowledge(&self, fired: &Fired) -> String {
+        let (pd, am, report) = (&self.wb.pd, &self.am, || self.report());
+        way_back::acknowledge(pd, &fired.inc.id).await;
+        let silence = real::wait_until("a silence for the acknowledgement", report, async || {
+            am.silences()
+                .await
+                .into_iter()
+                .find(|s| s["status"]["state"] == "active")
+        })
+        .await;
+        let silence_id = silence["id"]
+            .as_str()
+            .expect("silences have ids")
+            .to_owned();
+        assert_eq!(
+            silence["createdBy"], RESPONDER,
+            "created by the responder: {silence}"
+        );
+        assert_eq!(
+            silence["comment"],
+            format!("Acknowledged in PagerDuty by {RESPONDER} {}", fired.url),
+            "the comment says who and links the incident: {silence}"
+        );
+        assert_eq!(
+            sorted_matchers(&silence),
+            matchers_of(&fired.sent["labels"]),
+            "the silence matches exactly the alert's labels: {silence}"
+        );
+        let ends: jiff::Timestamp = silence["endsAt"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("endsAt is a time: {silence}"));
+        let lasts = ends.duration_since(jiff::Timestamp::now());
+        assert!(
+            lasts > jiff::SignedDuration::from_hours(23)
+                && lasts <= jiff::SignedDuration::from_hours(24),
+            "the snippet's silence_duration (24h): ends in {lasts:?}: {silence}"
+        );
+        let suppressed =
+            real::wait_until("Alertmanager to suppress the alert", report, async || {
+                let a = the_alert(am).await;
+                (a["status"]["state"] == "suppressed").then_some(a)
+            })
+            .await;
+        assert_eq!(
+            suppressed["status"]["silencedBy"],
+            json!([silence_id]),
+            "silenced by that silence: {suppressed}"
+        );
+        silence_id
+    }
+
+    /// One write-back so far, the acknowledgement, and one silence; the incident
+    /// acknowledged.
+    async fn acknowledged_once(&self, fired: &Fired) {
+        let report = || self.report();
+        self.settle().await;
+        assert_eq!(
+            summary(&self.db.writebacks().await),
+            [("acknowledge".to_owned(), WritebackState::Done)],
+            "one write-back: the acknowledgement\n{}",
+            report()
+        );
+        let silences = self.am.silences().await;
+        assert_eq!(silences.len(), 1, "one silence: {silences:?}");
+        let incidents = real::incidents_with_key(&self.wb.pd, &fired.key);
+        assert_eq!(
+            incidents.iter().map(|i| i.status).collect::<Vec<_>>(),
+            [IncidentStatus::Acknowledged],
+            "{}",
+            report()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_silences_on_acknowledge_and_expires_on_resolve_without_echo() {
+    let Some(run) = start(Way::Webhooks).await else {
+        return;
     };
-
-    // The alert fires: one incident, keyed by its fingerprint.
-    let sent = alert(jiff::Timestamp::now());
-    am.post_alerts(std::slice::from_ref(&sent)).await;
-    let key = am.fingerprint("instance", "db1:9100").await;
-    let inc = way_back::the_incident(pd, &key, report).await;
-    let url = inc.html_url.clone().expect("incidents have a page");
-    way_back::settle(pd, &db, report).await;
-    assert!(
-        db.writebacks().await.is_empty(),
-        "the trigger (by the integration) is not written back\n{}",
-        report()
-    );
-    assert!(am.silences().await.is_empty(), "no silence yet");
-
-    // Acknowledged in PagerDuty: a silence of exactly this alert, by the responder.
-    way_back::acknowledge(pd, &inc.id).await;
-    let silence = real::wait_until("a silence for the acknowledgement", report, async || {
-        am.silences()
-            .await
-            .into_iter()
-            .find(|s| s["status"]["state"] == "active")
-    })
-    .await;
-    let silence_id = silence["id"]
-        .as_str()
-        .expect("silences have ids")
-        .to_owned();
-    assert_eq!(
-        silence["createdBy"], RESPONDER,
-        "created by the responder: {silence}"
-    );
-    assert_eq!(
-        silence["comment"],
-        format!("Acknowledged in PagerDuty by {RESPONDER} {url}"),
-        "the comment says who and links the incident: {silence}"
-    );
-    assert_eq!(
-        sorted_matchers(&silence),
-        matchers_of(&sent["labels"]),
-        "the silence matches exactly the alert's labels: {silence}"
-    );
-    let ends: jiff::Timestamp = silence["endsAt"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("endsAt is a time: {silence}"));
-    let lasts = ends.duration_since(jiff::Timestamp::now());
-    assert!(
-        lasts > jiff::SignedDuration::from_hours(23)
-            && lasts <= jiff::SignedDuration::from_hours(24),
-        "the snippet's silence_duration (24h): ends in {lasts:?}: {silence}"
-    );
-    let suppressed = real::wait_until("Alertmanager to suppress the alert", report, async || {
-        let a = the_alert(&am).await;
-        (a["status"]["state"] == "suppressed").then_some(a)
-    })
-    .await;
-    assert_eq!(
-        suppressed["status"]["silencedBy"],
-        json!([silence_id]),
-        "silenced by that silence: {suppressed}"
-    );
+    let (pd, am, db, report) = (&run.wb.pd, &run.am, &run.db, || run.report());
+    let fired = run.fire().await;
+    let (key, inc) = (&fired.key, &fired.inc);
+    let silence_id = run.acknowledge(&fired).await;
 
     // No echo: Alertmanager flushes the group twice more with the alert silenced and sends
     // nothing (no resolve either); nothing comes back from PagerDuty to write back.
-    let before = flushes(&am);
+    let before = flushes(am);
     real::wait_for("Alertmanager to flush the group twice more", report, || {
-        (flushes(&am) >= before + 2).then_some(())
+        (flushes(am) >= before + 2).then_some(())
     })
     .await;
-    way_back::settle(pd, &db, report).await;
-    assert_eq!(
-        summary(&db.writebacks().await),
-        [("acknowledge".to_owned(), WritebackState::Done)],
-        "one write-back: the acknowledgement\n{}",
-        report()
-    );
+    run.acknowledged_once(&fired).await;
     let silences = am.silences().await;
-    assert_eq!(silences.len(), 1, "one silence: {silences:?}");
-    let actions = real::actions_for(pd, &key);
+    let actions = real::actions_for(pd, key);
     assert!(
         !actions.is_empty() && actions.iter().all(|a| a == "trigger"),
         "the silenced alert sends neither an acknowledgement nor a resolve: {actions:?}\n{}",
         report()
     );
-    let incidents = real::incidents_with_key(pd, &key);
-    assert_eq!(
-        incidents.iter().map(|i| i.status).collect::<Vec<_>>(),
-        [IncidentStatus::Acknowledged],
-        "{}",
-        report()
-    );
-    let row = db.incident(&key).await.expect("the map has the alert");
+    let row = db.incident(key).await.expect("the map has the alert");
     assert_eq!(
         row.memo,
         Some(json!({"silence_id": silence_id})),
@@ -265,7 +324,7 @@ async fn alertmanager_silences_on_acknowledge_and_expires_on_resolve_without_ech
 
     // A note: Alertmanager has nowhere to put it.
     way_back::add_note(pd, &inc.id, "Replacing the disk, back within the hour").await;
-    way_back::settle(pd, &db, report).await;
+    run.settle().await;
     assert_eq!(
         summary(&db.writebacks().await),
         [("acknowledge".to_owned(), WritebackState::Done)],
@@ -285,10 +344,10 @@ async fn alertmanager_silences_on_acknowledge_and_expires_on_resolve_without_ech
     .await;
     assert_eq!(expired["createdBy"], RESPONDER, "{expired}");
     real::wait_until("the alert to be active again", report, async || {
-        (the_alert(&am).await["status"]["state"] == "active").then_some(())
+        (the_alert(am).await["status"]["state"] == "active").then_some(())
     })
     .await;
-    way_back::settle(pd, &db, report).await;
+    run.settle().await;
     assert_eq!(
         summary(&db.writebacks().await),
         [
@@ -305,7 +364,7 @@ async fn alertmanager_silences_on_acknowledge_and_expires_on_resolve_without_ech
         "expired, not replaced by another: {silences:?}"
     );
     assert_eq!(
-        real::incidents_with_key(pd, &key)
+        real::incidents_with_key(pd, key)
             .iter()
             .map(|i| i.status)
             .collect::<Vec<_>>(),
@@ -313,4 +372,15 @@ async fn alertmanager_silences_on_acknowledge_and_expires_on_resolve_without_ech
         "{}",
         report()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_silences_on_an_acknowledgement_the_poller_found() {
+    let Some(run) = start(Way::Poller).await else {
+        return;
+    };
+    run.wb.assert_way();
+    let fired = run.fire().await;
+    run.acknowledge(&fired).await;
+    run.acknowledged_once(&fired).await;
 }

@@ -13,13 +13,16 @@
 //!
 //! Once through the emulator's Webhooks v3 subscription, once (the acknowledgement) through
 //! the daemon polling PagerDuty's log entries.
+//!
+//! And the daemon's own repairs, with the REST API token: a recovery's resolve PagerDuty
+//! refused is sent again by the reconciler; a problem on a service in maintenance (no
+//! incident) is acknowledged until the window ends.
 
 mod real;
 
 use pagerbridge_testkit::monitors::icinga2::Icinga2;
-use pagerduty_emulator::seed::DEMO_API_TOKEN;
 use real::nagios_family;
-use real::way_back::{Comment, Db, Monitor, Scenario, Way, WayBack, monitors_part};
+use real::way_back::{Comment, Db, MAINTENANCE, Monitor, RECONCILER, Scenario, Way, WayBack};
 use real::{Bridge, MONITOR_USER};
 
 const HOST: &str = "db1";
@@ -77,9 +80,32 @@ impl Monitor for Icinga {
             .await;
     }
 
+    async fn recover(&self) {
+        self.0
+            .check_result(
+                HOST,
+                Some(SERVICE),
+                0,
+                "DISK OK - free space: / 600 MB (60% inode=90%)",
+            )
+            .await;
+    }
+
     async fn acknowledged(&self) -> bool {
         let attrs = self.0.service_attrs(HOST, SERVICE).await;
         attrs["acknowledgement"].as_f64().unwrap_or(0.0) > 0.0
+    }
+
+    const EXPIRING_ACKS: bool = true;
+
+    async fn acknowledgement_expiry(&self) -> Option<jiff::Timestamp> {
+        let attrs = self.0.service_attrs(HOST, SERVICE).await;
+        // Seconds since the epoch; 0 when it does not expire.
+        let expiry = attrs["acknowledgement_expiry"].as_f64().unwrap_or(0.0);
+        (expiry > 0.0).then(|| {
+            jiff::Timestamp::from_nanosecond((expiry * 1e9).round() as i128)
+                .expect("a time Icinga keeps")
+        })
     }
 
     async fn critical(&self) -> bool {
@@ -115,14 +141,14 @@ struct Run {
 }
 
 impl Run {
-    fn scenario(&self, way: Way) -> Scenario<'_, Icinga> {
+    fn scenario(&self) -> Scenario<'_, Icinga> {
         Scenario {
             pd: &self.wb.pd,
             bridge: &self.bridge,
             db: &self.db,
             monitor: &self.icinga,
             key: KEY,
-            way,
+            way: self.wb.way,
         }
     }
 }
@@ -130,8 +156,9 @@ impl Run {
 const KEY: &str = "db1/disk";
 
 /// The emulator (subscribed to the daemon when `way` is webhooks), Icinga 2 with the
-/// notification snippet, and the daemon with the write-back snippet. None when skipped.
-async fn start(way: Way) -> Option<Run> {
+/// notification snippet, and the daemon with the write-back snippet and `repairs` (see
+/// [`WayBack::config_with`]). None when skipped.
+async fn start(way: Way, repairs: &str) -> Option<Run> {
     if let Err(why) = real::require_root() {
         real::skipped(&why);
         return None;
@@ -163,10 +190,7 @@ async fn start(way: Way) -> Option<Run> {
     // The docs: Icinga's CA copied next to pagerbridge's configuration, readable by its user.
     std::fs::copy(&icinga.0.ca_file, dir.join("icinga2-ca.crt")).expect("copy Icinga's CA");
     real::chown_to_monitor_user(&dir.join("icinga2-ca.crt"));
-    let snippet = match way {
-        Way::Webhooks => wb.writeback_snippet("icinga2-writeback.toml"),
-        Way::Poller => monitors_part(&real::snippet("icinga2-writeback.toml")),
-    };
+    let snippet = wb.writeback_snippet("icinga2-writeback.toml");
     let snippet = real::substitute(
         &snippet,
         "url = \"https://icinga.example.com:5665\"",
@@ -177,25 +201,13 @@ async fn start(way: Way) -> Option<Run> {
     assert!(snippet.contains("password = { env = \"ICINGA2_API_PASSWORD\" }"));
     // Icinga notifies its acknowledgements, so the echo they would be is tested too.
     let snippet = real::substitute(&snippet, "notify = false", "notify = true");
-    let config = match way {
-        Way::Webhooks => wb.config(&snippet),
-        Way::Poller => {
-            let config = wb.config(&format!(
-                "[sync.poller]\nenabled = true\ninterval = \"5s\"\n\n{snippet}"
-            ));
-            real::substitute(
-                &config,
-                "[pagerduty]\n",
-                &format!("[pagerduty]\napi_token = \"{DEMO_API_TOKEN}\"\n"),
-            )
-        }
-    };
-    let mut env = vec![("ICINGA2_API_PASSWORD", API_PASSWORD.to_owned())];
-    if let Way::Webhooks = way {
-        env.push(wb.webhook_env());
-    }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let bridge = wb.start_bridge(&config, Some(MONITOR_USER), &env).await;
+    let bridge = wb
+        .start_bridge(
+            &wb.config_with(repairs, &snippet),
+            Some(MONITOR_USER),
+            &[("ICINGA2_API_PASSWORD", API_PASSWORD)],
+        )
+        .await;
     let db = Db::open(dir).await;
     Some(Run {
         db,
@@ -207,26 +219,30 @@ async fn start(way: Way) -> Option<Run> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn icinga2_shows_pagerduty_acknowledgement_note_and_resolve_without_echo() {
-    let Some(run) = start(Way::Webhooks).await else {
-        return;
-    };
-    let s = run.scenario(Way::Webhooks);
-    let inc = s.open().await;
-    s.acknowledge(&inc).await;
-    s.annotate(&inc).await;
-    s.resolve(&inc).await;
+    if let Some(run) = start(Way::Webhooks, "").await {
+        run.scenario().responder_changes().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn icinga2_shows_an_acknowledgement_the_poller_found() {
-    let Some(run) = start(Way::Poller).await else {
-        return;
-    };
-    assert!(
-        run.wb.pd.world().subscriptions.is_empty(),
-        "no webhook subscription: the change can only come by polling"
-    );
-    let s = run.scenario(Way::Poller);
-    let inc = s.open().await;
-    s.acknowledge(&inc).await;
+    if let Some(run) = start(Way::Poller, "").await {
+        run.scenario().acknowledgement().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icinga2_recovery_refused_by_pagerduty_is_resolved_by_the_reconciler() {
+    if let Some(run) = start(Way::Webhooks, RECONCILER).await {
+        run.scenario().lost_resolve().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icinga2_problem_on_a_service_in_maintenance_is_acknowledged_until_the_window_ends() {
+    if let Some(run) = start(Way::Webhooks, MAINTENANCE).await {
+        run.scenario()
+            .in_maintenance("Disk replacement on db1, call Ada for anything urgent")
+            .await;
+    }
 }

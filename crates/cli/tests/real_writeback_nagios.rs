@@ -10,6 +10,13 @@
 //! - a note becomes a comment;
 //! - a resolve becomes a comment saying who resolved it; the service stays CRITICAL.
 //!
+//! Once through the emulator's Webhooks v3 subscription, once (the acknowledgement) through
+//! the daemon polling PagerDuty's log entries.
+//!
+//! And the daemon's own repairs, with the REST API token: a recovery's resolve PagerDuty
+//! refused is sent again by the reconciler; a problem on a service in maintenance (no
+//! incident) is acknowledged with the window's description.
+//!
 //! What Nagios shows is read from its status.dat (updated every second here).
 
 mod real;
@@ -18,7 +25,7 @@ use std::path::Path;
 
 use pagerbridge_testkit::monitors::nagios::{self as testkit_nagios, write_state};
 use real::nagios_family;
-use real::way_back::{Comment, Db, Monitor, Scenario, Way, WayBack};
+use real::way_back::{Comment, Db, MAINTENANCE, Monitor, RECONCILER, Scenario, Way, WayBack};
 use real::{Bridge, MONITOR_USER};
 
 const HOST: &str = "db1";
@@ -43,6 +50,10 @@ impl Monitor for Nagios {
             2,
             "DISK CRITICAL - free space: / 50 MB (5% inode=80%)|/=950MB;800;900;0;1000",
         );
+    }
+
+    async fn recover(&self) {
+        service_ok(&self.0.dir);
     }
 
     async fn acknowledged(&self) -> bool {
@@ -70,6 +81,15 @@ impl Monitor for Nagios {
     fn report(&self) -> String {
         self.0.report(HOST, Some(SERVICE))
     }
+}
+
+/// What the state script of `SERVICE` in `dir` reports next: OK.
+fn service_ok(dir: &Path) {
+    write_state(
+        &dir.join("service.state"),
+        0,
+        "DISK OK - free space: / 600 MB (60% inode=90%)|/=400MB;800;900;0;1000",
+    );
 }
 
 /// `HOST` and `SERVICE` checked every second by the state script, notifying the snippet's
@@ -117,15 +137,29 @@ struct Run {
     wb: WayBack,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nagios_shows_pagerduty_acknowledgement_note_and_resolve_without_echo() {
-    if let Err(why) = real::require_root() {
-        return real::skipped(&why);
+impl Run {
+    fn scenario(&self) -> Scenario<'_, Nagios> {
+        Scenario {
+            pd: &self.wb.pd,
+            bridge: &self.bridge,
+            db: &self.db,
+            monitor: &self.nagios,
+            key: KEY,
+            way: self.wb.way,
+        }
     }
-    let Some(program) = real::installed_or_skip("nagios4", &["nagios4-core"]) else {
-        return;
-    };
-    let wb = WayBack::start(real::monitor_dir(), Way::Webhooks).await;
+}
+
+/// The emulator (subscribed to the daemon when `way` is webhooks), Nagios with the
+/// notification snippet, `HOST` and `SERVICE` OK, and the daemon with the write-back snippet
+/// and `repairs` (see [`WayBack::config_with`]). None when skipped.
+async fn start(way: Way, repairs: &str) -> Option<Run> {
+    if let Err(why) = real::require_root() {
+        real::skipped(&why);
+        return None;
+    }
+    let program = real::installed_or_skip("nagios4", &["nagios4-core"])?;
+    let wb = WayBack::start(real::monitor_dir(), way).await;
     let dir = wb.dir();
     let bin = real::binary_for_monitor_user(dir);
     let notifications = nagios_family::snippet("nagios.conf", &bin, &wb.config_path());
@@ -134,11 +168,7 @@ async fn nagios_shows_pagerduty_acknowledgement_note_and_resolve_without_echo() 
         0,
         "PING OK - Packet loss = 0%, RTA = 0.05 ms",
     );
-    write_state(
-        &dir.join("service.state"),
-        0,
-        "DISK OK - free space: / 600 MB (60% inode=90%)|/=400MB;800;900;0;1000",
-    );
+    service_ok(dir);
     let started = testkit_nagios::Nagios::start(
         &program,
         dir,
@@ -150,14 +180,18 @@ async fn nagios_shows_pagerduty_acknowledgement_note_and_resolve_without_echo() 
     .await;
     let nagios = match started {
         Ok(n) => Nagios(n),
-        Err(why) => return real::skipped(&why),
+        Err(why) => {
+            real::skipped(&why);
+            return None;
+        }
     };
     let ready = real::wait_ready(&nagios.0.proc, async || {
         nagios.0.checked_and(HOST, None, "0") && nagios.0.checked_and(HOST, Some(SERVICE), "0")
     })
     .await;
     if let Err(why) = ready {
-        return real::skipped(&format!("{why}\n{}", nagios.report()));
+        real::skipped(&format!("{why}\n{}", nagios.report()));
+        return None;
     }
 
     let snippet = wb.writeback_snippet("nagios-writeback.toml");
@@ -168,28 +202,44 @@ async fn nagios_shows_pagerduty_acknowledgement_note_and_resolve_without_echo() 
     );
     // Nagios notifies its acknowledgements, so the echo they would be is tested too.
     let snippet = real::substitute(&snippet, "notify = false", "notify = true");
-    let (name, secret) = wb.webhook_env();
     let bridge = wb
-        .start_bridge(&wb.config(&snippet), Some(MONITOR_USER), &[(name, &secret)])
+        .start_bridge(&wb.config_with(repairs, &snippet), Some(MONITOR_USER), &[])
         .await;
     let db = Db::open(dir).await;
-    let run = Run {
+    Some(Run {
         db,
         bridge,
         nagios,
         wb,
-    };
+    })
+}
 
-    let s = Scenario {
-        pd: &run.wb.pd,
-        bridge: &run.bridge,
-        db: &run.db,
-        monitor: &run.nagios,
-        key: KEY,
-        way: Way::Webhooks,
-    };
-    let inc = s.open().await;
-    s.acknowledge(&inc).await;
-    s.annotate(&inc).await;
-    s.resolve(&inc).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nagios_shows_pagerduty_acknowledgement_note_and_resolve_without_echo() {
+    if let Some(run) = start(Way::Webhooks, "").await {
+        run.scenario().responder_changes().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nagios_shows_an_acknowledgement_the_poller_found() {
+    if let Some(run) = start(Way::Poller, "").await {
+        run.scenario().acknowledgement().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nagios_recovery_refused_by_pagerduty_is_resolved_by_the_reconciler() {
+    if let Some(run) = start(Way::Webhooks, RECONCILER).await {
+        run.scenario().lost_resolve().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nagios_problem_on_a_service_in_maintenance_is_acknowledged_with_the_window() {
+    if let Some(run) = start(Way::Webhooks, MAINTENANCE).await {
+        run.scenario()
+            .in_maintenance("Disk replacement on db1, call Ada for anything urgent")
+            .await;
+    }
 }

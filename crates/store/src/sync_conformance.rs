@@ -172,7 +172,10 @@ pub async fn processing_an_inbox_item_applies_its_effects_once<S: Store + SyncSt
     s.inbox_done(id, &effects, at(2)).await.unwrap();
     s.inbox_done(id, &effects, at(3)).await.unwrap();
     assert!(s.inbox_pending(10).await.unwrap().is_empty());
-    assert!(s.seen("note:PINC1:abc").await.unwrap(), "recorded with the effects");
+    assert!(
+        s.seen("note:PINC1:abc").await.unwrap(),
+        "recorded with the effects"
+    );
     assert!(!s.seen("note:PINC1:other").await.unwrap());
     let due = s.due_writebacks(at(2), 10).await.unwrap();
     assert_eq!(due.len(), 1, "processed twice, written back once: {due:?}");

@@ -24,7 +24,7 @@ use http::HeaderMap;
 use pagerduty::{ClientConfig, EventsClient, RestClient};
 use pagerduty_contract::Contract;
 use pagerduty_emulator::seed::{DEMO_API_TOKEN, DEMO_USER_EMAIL};
-use pagerduty_emulator::{Emulator, Seed};
+use pagerduty_emulator::{Emulator, FaultKind, FaultSpec, Scope, Seed};
 
 pub use pagerduty_emulator::seed::{DEMO_DB_ROUTING_KEY, DEMO_ROUTING_KEY, DEMO_V1_SERVICE_KEY};
 
@@ -112,6 +112,32 @@ impl TestPd {
         sub.delivery_method
             .secret
             .expect("PagerDuty returns the secret at creation")
+    }
+
+    /// The id and name of the service that has the integration `routing_key`.
+    pub fn service_of(&self, routing_key: &str) -> (String, String) {
+        let world = self.world();
+        let integration = world
+            .integrations
+            .get(routing_key)
+            .unwrap_or_else(|| panic!("no integration has the routing key {routing_key}"));
+        let service = &world.services[integration.service];
+        (service.id.clone(), service.name.clone())
+    }
+
+    /// The next `count` events (Events API v2, change events, v1) are answered `status`
+    /// without being processed, as PagerDuty refuses an event it finds invalid.
+    pub fn refuse_next_events(&self, status: u16, count: u32) {
+        self.inject(FaultSpec {
+            kind: FaultKind::Status,
+            status: Some(status),
+            retry_after: None,
+            delay_ms: None,
+            count: Some(count),
+            seconds: None,
+            scope: Scope::Events,
+        })
+        .expect("the emulator takes the fault");
     }
 
     /// Checks the responses so far; also done on drop.
