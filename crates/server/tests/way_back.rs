@@ -422,21 +422,31 @@ async fn the_reconciler_repairs_a_lost_resolve() {
         },
     )
     .await;
-    let resent = pagerbridge_store::Store::list(
-        store.as_ref(),
-        &pagerbridge_store::ListQuery {
-            states: vec![pagerbridge_store::State::Delivered],
-            limit: 10,
-            ..Default::default()
+    // PagerDuty acts on the event before the dispatcher records its delivery: wait for that.
+    eventually(
+        "the re-sent resolve is recorded delivered",
+        WAIT,
+        || async {
+            let delivered = pagerbridge_store::Store::list(
+                store.as_ref(),
+                &pagerbridge_store::ListQuery {
+                    states: vec![pagerbridge_store::State::Delivered],
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            delivered
+                .iter()
+                .any(|e| {
+                    e.source == "reconciler"
+                        && e.action == Some(pagerduty::events::EventAction::Resolve)
+                })
+                .then_some(())
         },
     )
-    .await
-    .unwrap();
-    assert!(
-        resent.iter().any(|e| e.source == "reconciler"),
-        "sent by the reconciler: {:?}",
-        resent.iter().map(|e| &e.source).collect::<Vec<_>>()
-    );
+    .await;
     assert!(s.monitor.requests().is_empty(), "nothing to write back");
 }
 

@@ -255,7 +255,7 @@ impl Db {
         all
     }
 
-    /// Nothing left to do: every stored change processed, no write-back waiting.
+    /// Nothing left to do: every stored change processed, no write-back waiting, no event queued.
     pub async fn idle(&self) -> bool {
         let pending = self.0.inbox_pending(1).await.expect("read the inbox");
         let waiting = self
@@ -263,7 +263,18 @@ impl Db {
             .list_writebacks(Some(WritebackState::Pending), 1)
             .await
             .expect("list the write-backs");
-        pending.is_empty() && waiting.is_empty()
+        // PagerDuty acts on an event before the dispatcher records its delivery.
+        let queued = pagerbridge_store::Store::list(
+            &self.0,
+            &pagerbridge_store::ListQuery {
+                states: vec![pagerbridge_store::State::Pending],
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list the outbox");
+        pending.is_empty() && waiting.is_empty() && queued.is_empty()
     }
 }
 
