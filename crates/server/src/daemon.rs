@@ -357,7 +357,7 @@ pub fn configured_sync(config: &Config, store: Arc<dyn SyncStore>) -> Result<Syn
         .map(|s| (s.name.clone(), s.kind.clone()))
         .collect();
     let w = &config.sync.writeback;
-    Ok(Sync::new(
+    let sync = Sync::new(
         store,
         monitors,
         source_kinds,
@@ -366,7 +366,14 @@ pub fn configured_sync(config: &Config, store: Arc<dyn SyncStore>) -> Result<Syn
             max: w.max_backoff.get(),
             give_up_after: w.give_up_after.get(),
         },
-    ))
+    );
+    Ok(match &config.pagerduty.api_token {
+        Some(token) => sync.with_rest(pagerduty::RestClient::new(
+            &config.pagerduty.client_config(),
+            token.expose(),
+        )?),
+        None => sync,
+    })
 }
 
 /// Reconciles the map with PagerDuty every `every` until stopped.

@@ -874,8 +874,8 @@ impl SyncStore for SqliteStore {
         self.sync_incidents_by_dedup_key(dedup_key).await
     }
 
-    async fn incident_by_id(&self, incident_id: &str) -> Result<Option<MappedIncident>> {
-        self.sync_incident_by_id(incident_id).await
+    async fn incidents_by_id(&self, incident_id: &str) -> Result<Vec<MappedIncident>> {
+        self.sync_incidents_by_id(incident_id).await
     }
 
     async fn list_incidents(&self, open_only: bool, limit: usize) -> Result<Vec<MappedIncident>> {

@@ -294,19 +294,19 @@ impl SqliteStore {
         rows.iter().map(incident).collect()
     }
 
-    pub(super) async fn sync_incident_by_id(
+    pub(super) async fn sync_incidents_by_id(
         &self,
         incident_id: &str,
-    ) -> Result<Option<MappedIncident>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    ) -> Result<Vec<MappedIncident>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE incident_id = ?1 \
-             ORDER BY updated_at DESC LIMIT 1"
+             ORDER BY updated_at DESC"
         )))
         .bind(incident_id)
-        .fetch_optional(&self.writer)
+        .fetch_all(&self.writer)
         .await
         .map_err(map_err)?;
-        row.as_ref().map(incident).transpose()
+        rows.iter().map(incident).collect()
     }
 
     pub(super) async fn sync_list_incidents(

@@ -217,8 +217,9 @@ pub trait SyncStore: Send + Sync + 'static {
     /// Map rows by dedup key (PagerDuty's incident key), newest first: one per routing key.
     async fn incidents_by_dedup_key(&self, dedup_key: &str) -> Result<Vec<MappedIncident>>;
 
-    /// The map row of a PagerDuty incident, once known.
-    async fn incident_by_id(&self, incident_id: &str) -> Result<Option<MappedIncident>>;
+    /// The map rows of a PagerDuty incident, once known: one, or several when the incident
+    /// holds alerts of several problems (PagerDuty grouped them, or incidents were merged).
+    async fn incidents_by_id(&self, incident_id: &str) -> Result<Vec<MappedIncident>>;
 
     /// Map rows, most recently updated first; `open_only`: those not resolved on both sides.
     async fn list_incidents(&self, open_only: bool, limit: usize) -> Result<Vec<MappedIncident>>;

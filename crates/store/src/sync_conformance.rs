@@ -29,6 +29,7 @@ macro_rules! sync_conformance_tests {
             write_backs_of_one_problem_to_one_monitor_apply_in_order,
             open_incidents_exclude_those_resolved_on_both_sides,
             cursors_are_saved,
+            several_problems_can_share_an_incident,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -181,11 +182,9 @@ pub async fn processing_an_inbox_item_applies_its_effects_once<S: Store + SyncSt
     assert_eq!(due.len(), 1, "processed twice, written back once: {due:?}");
     assert_eq!(due[0].change["author"], "Ann");
     assert_eq!(due[0].state, WritebackState::Pending);
-    let r = s
-        .incident_by_id("PINC1")
-        .await
-        .unwrap()
-        .expect("found by id");
+    let by_id = s.incidents_by_id("PINC1").await.unwrap();
+    assert_eq!(by_id.len(), 1, "found by id");
+    let r = &by_id[0];
     assert_eq!(r.dedup_key, "db1/disk");
     assert_eq!(r.pd_status.as_deref(), Some("acknowledged"));
     assert_eq!(r.service_id.as_deref(), Some("PSVC001"));
@@ -218,7 +217,7 @@ pub async fn a_new_problem_after_recovery_forgets_the_old_incident<S: Store + Sy
     assert_eq!(r.problem_id.as_deref(), Some("9"), "the new problem's id");
     assert_eq!(r.problem_seen_at, at(3), "when pagerbridge saw it begin");
     assert_eq!(r.monitor_state, MonitorState::Problem);
-    assert!(s.incident_by_id("PINC1").await.unwrap().is_none());
+    assert!(s.incidents_by_id("PINC1").await.unwrap().is_empty());
 }
 
 pub async fn a_reminder_keeps_the_incident_and_its_acknowledgement<S: Store + SyncStore>(
@@ -458,4 +457,27 @@ pub async fn write_backs_of_one_problem_to_one_monitor_apply_in_order<S: Store +
         .map(|w| w.id)
         .collect();
     assert!(due.contains(&ids[1]), "then it goes: {due:?}");
+}
+
+pub async fn several_problems_can_share_an_incident<S: Store + SyncStore>(s: Arc<S>) {
+    for key in ["a", "b"] {
+        s.insert(&[alert(key, EventAction::Trigger, "1", t0())])
+            .await
+            .unwrap();
+    }
+    s.update_incidents(&[
+        learned("a", "PGROUP", "triggered", at(1)),
+        learned("b", "PGROUP", "triggered", at(2)),
+    ])
+    .await
+    .unwrap();
+    let mut keys: Vec<String> = s
+        .incidents_by_id("PGROUP")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.dedup_key)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["a", "b"], "grouped or merged: both problems");
 }

@@ -272,30 +272,25 @@ pub fn monitors_for<'a>(
         .collect()
 }
 
-/// The map row a change is about: the one that already knows the incident, else the one of
-/// its incident key (on its service when several routing keys share the key).
-pub fn find_row<'a>(
-    change: &PdChange,
-    by_id: Option<&'a MappedIncident>,
-    by_key: &'a [MappedIncident],
-) -> Option<&'a MappedIncident> {
-    by_id.or_else(|| {
-        let candidates: Vec<&MappedIncident> = by_key
+/// The map row of a change's incident among the rows of one dedup key: one that does not know
+/// its incident yet or knows this one (on the change's service when several routing keys share
+/// the key).
+pub fn find_row<'a>(change: &PdChange, by_key: &'a [MappedIncident]) -> Option<&'a MappedIncident> {
+    let candidates: Vec<&MappedIncident> = by_key
+        .iter()
+        .filter(|r| {
+            r.incident_id.is_none() || r.incident_id.as_deref() == Some(&change.incident_id)
+        })
+        .collect();
+    match candidates.as_slice() {
+        [] => None,
+        [one] => Some(one),
+        many => many
             .iter()
-            .filter(|r| {
-                r.incident_id.is_none() || r.incident_id.as_deref() == Some(&change.incident_id)
-            })
-            .collect();
-        match candidates.as_slice() {
-            [] => None,
-            [one] => Some(one),
-            many => many
-                .iter()
-                .find(|r| r.service_id.is_some() && r.service_id == change.service_id)
-                .or(many.first())
-                .copied(),
-        }
-    })
+            .find(|r| r.service_id.is_some() && r.service_id == change.service_id)
+            .or(many.first())
+            .copied(),
+    }
 }
 
 /// The effects of `change` on `row` (its map row, if pagerbridge opened the incident) for the

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use pagerbridge_model::MonitorRef;
-use pagerbridge_store::{StoreError, SyncStore, WritebackOutcome, WritebackRecord};
+use pagerbridge_store::{
+    MappedIncident, StoreError, SyncEffects, SyncStore, WritebackOutcome, WritebackRecord,
+};
+use pagerduty::RestClient;
 use tokio::sync::{Notify, watch};
 
 use crate::plan::{self, MonitorRoute};
@@ -53,6 +56,42 @@ pub struct Sync {
     /// Monitors with a write-back task running: one at a time each, so a monitor's write-backs
     /// keep their order, and a slow monitor holds up nobody else.
     busy: std::sync::Mutex<HashSet<String>>,
+    /// PagerDuty's REST API, when `pagerduty.api_token` is set: to find the problems of an
+    /// incident by its alerts.
+    rest: Option<RestClient>,
+    /// Incidents whose alerts were read already (once each; bounded).
+    looked_up: std::sync::Mutex<BoundedSet>,
+}
+
+/// A set that forgets its oldest members past a size, for "done once" marks that must not
+/// grow without end.
+#[derive(Default)]
+struct BoundedSet {
+    members: HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl BoundedSet {
+    const MAX: usize = 10_000;
+
+    /// Whether `key` is new (and now a member).
+    fn insert(&mut self, key: String) -> bool {
+        if !self.members.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::MAX
+            && let Some(old) = self.order.pop_front()
+        {
+            self.members.remove(&old);
+        }
+        true
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.members.remove(key);
+        self.order.retain(|k| k != key);
+    }
 }
 
 /// What one pass did, for logs and tests.
@@ -87,7 +126,15 @@ impl Sync {
             backoff,
             wake: Notify::new(),
             busy: std::sync::Mutex::new(HashSet::new()),
+            rest: None,
+            looked_up: std::sync::Mutex::new(BoundedSet::default()),
         }
+    }
+
+    /// With PagerDuty's REST API: an incident's problems are also found by its alerts.
+    pub fn with_rest(mut self, rest: RestClient) -> Sync {
+        self.rest = Some(rest);
+        self
     }
 
     /// Something new is in the inbox (a webhook was stored): process it now.
@@ -113,41 +160,36 @@ impl Sync {
                     continue;
                 }
                 let effects = match plan::parse(&item.origin, &item.body) {
-                    Ok(Some(change)) => {
-                        let by_id = self.store.incident_by_id(&change.incident_id).await?;
-                        let by_key = match (&by_id, &change.incident_key) {
-                            (None, Some(key)) => self.store.incidents_by_dedup_key(key).await?,
-                            _ => Vec::new(),
-                        };
-                        let row = plan::find_row(&change, by_id.as_ref(), &by_key);
-                        let monitors = row
-                            .map(|r| {
-                                plan::monitors_for(
-                                    &self.monitors,
-                                    &r.source,
-                                    self.source_kinds.get(&r.source).map(String::as_str),
-                                )
-                            })
-                            .unwrap_or_default();
-                        match seen_key(&change) {
-                            // A note arriving a second way (webhook and poller both on).
-                            Some(key) if self.store.seen(&key).await? => {
-                                pagerbridge_store::SyncEffects {
-                                    outcome: format!(
-                                        "the note on incident {} was handled already (it \
-                                         arrived another way)",
-                                        change.incident_id
-                                    ),
-                                    ..Default::default()
-                                }
-                            }
-                            key => {
-                                let mut fx = plan::plan(&change, row, &monitors);
-                                fx.seen.extend(key);
-                                fx
+                    Ok(Some(change)) => match seen_key(&change) {
+                        // A note arriving a second way (webhook and poller both on).
+                        Some(key) if self.store.seen(&key).await? => {
+                            pagerbridge_store::SyncEffects {
+                                outcome: format!(
+                                    "the note on incident {} was handled already (it arrived \
+                                     another way)",
+                                    change.incident_id
+                                ),
+                                ..Default::default()
                             }
                         }
-                    }
+                        key => {
+                            let rows = self.rows_of(&change).await?;
+                            let mut fx = if rows.is_empty() {
+                                plan::plan(&change, None, &[])
+                            } else {
+                                combine(rows.iter().map(|row| {
+                                    let monitors = plan::monitors_for(
+                                        &self.monitors,
+                                        &row.source,
+                                        self.source_kinds.get(&row.source).map(String::as_str),
+                                    );
+                                    plan::plan(&change, Some(row), &monitors)
+                                }))
+                            };
+                            fx.seen.extend(key);
+                            fx
+                        }
+                    },
                     Ok(None) => pagerbridge_store::SyncEffects {
                         outcome: "nothing to do (not an incident change)".into(),
                         ..Default::default()
@@ -167,6 +209,48 @@ impl Sync {
                 processed += 1;
             }
         }
+    }
+
+    /// The map rows a change is about: those that know its incident; else, when the REST API
+    /// is at hand, those of the dedup keys of the incident's alerts (an incident can hold the
+    /// alerts of several problems: PagerDuty grouped them, or a responder merged incidents);
+    /// else the one of its incident key.
+    async fn rows_of(&self, change: &plan::PdChange) -> Result<Vec<MappedIncident>, StoreError> {
+        let by_id = self.store.incidents_by_id(&change.incident_id).await?;
+        if !by_id.is_empty() {
+            return Ok(by_id);
+        }
+        let mut keys: Vec<String> = change.incident_key.iter().cloned().collect();
+        if let Some(rest) = &self.rest
+            && self
+                .looked_up
+                .lock()
+                .expect("not poisoned")
+                .insert(change.incident_id.clone())
+        {
+            match alert_keys(rest, &change.incident_id).await {
+                Ok(found) => keys.extend(found),
+                Err(e) => {
+                    // Tried again with the incident's next change.
+                    self.looked_up
+                        .lock()
+                        .expect("not poisoned")
+                        .remove(&change.incident_id);
+                    tracing::warn!(incident = %change.incident_id, error = %e,
+                        "cannot list the incident's alerts; using its incident key only");
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let mut rows = Vec::new();
+        for key in keys {
+            let by_key = self.store.incidents_by_dedup_key(&key).await?;
+            if let Some(row) = plan::find_row(change, &by_key) {
+                rows.push(row.clone());
+            }
+        }
+        Ok(rows)
     }
 
     /// Plans a maintenance watch's item: its map row is the one of its routing key and dedup
@@ -393,4 +477,34 @@ fn seen_key(change: &plan::PdChange) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// The effects of one change on several map rows, as one.
+fn combine(parts: impl Iterator<Item = SyncEffects>) -> SyncEffects {
+    let mut all = SyncEffects::default();
+    let mut outcomes = Vec::new();
+    for fx in parts {
+        all.updates.extend(fx.updates);
+        all.writebacks.extend(fx.writebacks);
+        all.seen.extend(fx.seen);
+        outcomes.push(fx.outcome);
+    }
+    all.outcome = outcomes.join("; ");
+    all
+}
+
+/// How many alerts of one incident are read to find its problems.
+const MAX_ALERTS: usize = 500;
+
+/// The dedup keys (`alert_key`) of an incident's alerts.
+async fn alert_keys(rest: &RestClient, incident_id: &str) -> Result<Vec<String>, pagerduty::Error> {
+    use futures::StreamExt;
+    let mut keys = Vec::new();
+    let mut alerts = std::pin::pin!(rest.incident_alerts(incident_id).take(MAX_ALERTS));
+    while let Some(alert) = alerts.next().await {
+        if let Some(key) = alert?.alert_key {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
 }

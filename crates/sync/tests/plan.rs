@@ -352,11 +352,11 @@ fn monitors_take_their_sources_by_name_or_kind_and_rows_are_found_by_service() {
     b.routing_key = "B".into();
     b.service_id = Some("PSVC1".into());
     let rows = [a, b];
-    assert_eq!(find_row(&c, None, &rows).unwrap().routing_key, "B");
+    assert_eq!(find_row(&c, &rows).unwrap().routing_key, "B");
     let mut taken = row(MonitorState::Problem, Some("POLD"));
     taken.routing_key = "C".into();
     assert!(
-        find_row(&c, None, std::slice::from_ref(&taken)).is_none(),
+        find_row(&c, std::slice::from_ref(&taken)).is_none(),
         "another incident's row"
     );
 }
