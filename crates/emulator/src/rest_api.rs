@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use jiff::Timestamp;
 use pagerduty::rest::{IncidentStatus, Urgency};
 use serde_json::{Value, json};
@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             get(list_incidents).put(bulk_update).post(create_incident),
         )
         .route("/incidents/{id}", get(get_incident).put(update_incident))
+        .route("/incidents/{id}/merge", put(merge_incidents))
         .route("/incidents/{id}/notes", get(list_notes).post(create_note))
         .route("/incidents/{id}/log_entries", get(incident_log_entries))
         .route("/incidents/{id}/alerts", get(incident_alerts))
@@ -595,6 +596,90 @@ async fn update_incident(
         Ok(json_response(
             200,
             &json!({"incident": world.incident_json(i, &[])}),
+        ))
+    }
+    .await;
+    call.finish(r)
+}
+
+/// `PUT /incidents/{id}/merge`: the sources' alerts move to the target, the sources are resolved
+/// with a `merge_resolve_reason` naming it. All or nothing: every source is checked first.
+async fn merge_incidents(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Id(id): Id,
+    body: Body,
+) -> Response {
+    let (call, caller) = begin(&s, &headers, true);
+    let r = async {
+        let caller = caller?;
+        let v = read_json(body, &headers).await?;
+        let list = match field(&v, "source_incidents") {
+            None => {
+                return Err(RestError::invalid([
+                    "source_incidents is required".to_string()
+                ]));
+            }
+            Some(Value::Array(a)) if a.is_empty() => {
+                return Err(RestError::invalid([
+                    "source_incidents must list at least one incident".to_string(),
+                ]));
+            }
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                return Err(RestError::invalid([
+                    "source_incidents must be an array of incident references".to_string(),
+                ]));
+            }
+        };
+        let mut source_ids = Vec::with_capacity(list.len());
+        for (n, item) in list.iter().enumerate() {
+            let wrapped = json!({ "source": item });
+            let prefix = format!("source_incidents[{n}]");
+            let named = |e: RestError| RestError {
+                errors: e
+                    .errors
+                    .iter()
+                    .map(|m| m.replace("source.", &format!("{prefix}.")))
+                    .collect(),
+                ..e
+            };
+            if !item.is_object() {
+                return Err(RestError::invalid([format!(
+                    "{prefix} must be an incident reference ({{\"id\", \"type\": \"incident_reference\"}})"
+                )]));
+            }
+            let sid = string_field(&wrapped, "source.id", true)
+                .map_err(named)?
+                .unwrap_or_default();
+            if let Some(t) = string_field(&wrapped, "source.type", false).map_err(named)?
+                && t != "incident_reference"
+                && t != "incident"
+            {
+                return Err(RestError::invalid([format!(
+                    "{prefix}.type: {t:?} is not incident_reference"
+                )]));
+            }
+            source_ids.push(sid);
+        }
+        let mut world = s.world();
+        let user = acting_user(&world, caller, &headers)?;
+        let target = incident_idx(&world, &id)?;
+        let mut sources = Vec::with_capacity(source_ids.len());
+        for (n, sid) in source_ids.iter().enumerate() {
+            let i = world.incident_by_id(sid).ok_or_else(|| RestError {
+                errors: vec![format!("source_incidents[{n}].id: incident {sid} not found")],
+                ..RestError::not_found("Incident")
+            })?;
+            sources.push(i);
+        }
+        world.check_merge(target, &sources)?;
+        world.apply_merge(target, &sources, user, Timestamp::now());
+        s.flush(&mut world);
+        // The published contract answers with a reference to the target (schema and example).
+        Ok(json_response(
+            200,
+            &json!({"incident": world.incident_ref(target)}),
         ))
     }
     .await;

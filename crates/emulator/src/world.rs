@@ -123,6 +123,9 @@ pub struct IncidentRec {
     pub alerts: Vec<usize>,
     pub body_details: Option<String>,
     pub first_log: usize,
+    /// The incident this one was merged into (`PUT /incidents/{target}/merge`): its
+    /// `resolve_reason` is then a `merge_resolve_reason` naming that incident.
+    pub merged_into: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +268,9 @@ pub struct World {
     next_window_seq: u64,
     pub outgoing: Vec<Outgoing>,
 }
+
+/// PagerDuty refuses a merge that would leave the target with more alerts than this.
+pub const MAX_ALERTS_PER_INCIDENT: usize = 1000;
 
 /// PagerDuty ids: an uppercase letter then alphanumerics (`PT4KHLK`, log entries `Q02JTSNZWHSEKV`).
 pub fn new_id(prefix: char, len: usize) -> String {
@@ -762,6 +768,7 @@ impl World {
             alerts: Vec::new(),
             body_details,
             first_log: 0,
+            merged_into: None,
         });
         self.incident_ids.insert(id, idx);
         self.services[service].last_incident_at = Some(now);
@@ -795,7 +802,14 @@ impl World {
             }
             ("acknowledge_log_entry", a) => format!("Acknowledged by {}", self.agent_name(a)),
             ("unacknowledge_log_entry", a) => format!("Unacknowledged by {}", self.agent_name(a)),
-            ("resolve_log_entry", a) => format!("Resolved by {}", self.agent_name(a)),
+            ("resolve_log_entry", a) => match self.incidents[incident].merged_into {
+                Some(t) => format!(
+                    "Resolved by {} (merged into #{})",
+                    self.agent_name(a),
+                    self.incidents[t].number
+                ),
+                None => format!("Resolved by {}", self.agent_name(a)),
+            },
             ("annotate_log_entry", a) => format!("Note added by {}", self.agent_name(a)),
             ("assign_log_entry", _) => "Assigned".to_string(),
             (k, _) => k.to_string(),
@@ -961,6 +975,85 @@ impl World {
             now,
         );
         Ok(inc)
+    }
+
+    /// Why `PUT /incidents/{target}/merge` would refuse to merge `sources` (in request order)
+    /// into `target`; checked before anything changes, so a refused merge changes nothing.
+    pub fn check_merge(&self, target: usize, sources: &[usize]) -> Result<(), RestError> {
+        let t = &self.incidents[target];
+        if t.status == IncidentStatus::Resolved {
+            // The REST reference: "Open incidents cannot be merged into a resolved incident. The
+            // target incident must be open." It documents no message; this is the emulator's.
+            return Err(RestError {
+                status: 400,
+                message: "Incident Already Resolved".into(),
+                code: 1001,
+                errors: vec![format!(
+                    "Incident {} is resolved: the target of a merge must be open",
+                    t.id
+                )],
+            });
+        }
+        let mut alerts = t.alerts.len();
+        for (n, &s) in sources.iter().enumerate() {
+            let src = &self.incidents[s];
+            if s == target {
+                return Err(RestError::invalid([format!(
+                    "source_incidents[{n}]: incident {} cannot be merged into itself",
+                    src.id
+                )]));
+            }
+            if sources[..n].contains(&s) {
+                return Err(RestError::invalid([format!(
+                    "source_incidents[{n}]: incident {} is listed more than once",
+                    src.id
+                )]));
+            }
+            if let Some(into) = src.merged_into {
+                return Err(RestError::invalid([format!(
+                    "source_incidents[{n}]: incident {} was already merged into {}; it has no alerts left to merge",
+                    src.id, self.incidents[into].id
+                )]));
+            }
+            alerts += src.alerts.len();
+        }
+        if alerts > MAX_ALERTS_PER_INCIDENT {
+            return Err(RestError::invalid([format!(
+                "An incident cannot have more than {MAX_ALERTS_PER_INCIDENT} alerts; the merge would give {} {alerts}",
+                t.id
+            )]));
+        }
+        Ok(())
+    }
+
+    /// Merges `sources` into `target` as PagerDuty does: their alerts move to the target with
+    /// their dedup keys (so later events with those keys act on the target), and each source
+    /// is resolved by `user` with a `merge_resolve_reason` naming the target (a
+    /// `resolve_log_entry` and an `incident.resolved` webhook). A source that was already
+    /// resolved gives up its (resolved) alerts and gains the reason, without a second resolve.
+    pub fn apply_merge(&mut self, target: usize, sources: &[usize], user: usize, now: Timestamp) {
+        for &s in sources {
+            let moved = std::mem::take(&mut self.incidents[s].alerts);
+            for &a in &moved {
+                self.alerts[a].incident = target;
+            }
+            self.incidents[target].alerts.extend(moved);
+            self.incidents[s].merged_into = Some(target);
+            self.incidents[s].updated_at = now;
+            if self.incidents[s].status != IncidentStatus::Resolved {
+                self.resolve(s, Agent::User(user), json!({"type": "website"}), None, now);
+            }
+        }
+        self.incidents[target].updated_at = now;
+    }
+
+    /// `resolve_reason` of an incident: a `merge_resolve_reason` once it was merged away, the
+    /// only reason PagerDuty has; `null` otherwise.
+    pub fn resolve_reason(&self, i: usize) -> Value {
+        match self.incidents[i].merged_into {
+            Some(t) => json!({"type": "merge_resolve_reason", "incident": self.incident_ref(t)}),
+            None => Value::Null,
+        }
     }
 
     pub fn add_note(&mut self, inc: usize, user: usize, content: String, now: Timestamp) -> usize {
@@ -1256,7 +1349,9 @@ impl World {
             "last_status_change_by": self.agent_ref(inc.last_status_change_by),
             "first_trigger_log_entry": self.log_ref(inc.first_log),
             "alert_counts": {"all": counts.0 + counts.1, "triggered": counts.0, "resolved": counts.1},
-            "is_mergeable": true,
+            // Only incidents with alerts, or created by hand, can be merged: one merged away has
+            // given up its alerts.
+            "is_mergeable": inc.merged_into.is_none(),
             "incident_type": {"name": "incident_default"},
             "escalation_policy": self.escalation_policy_ref(inc.service),
             "teams": [],
@@ -1275,6 +1370,7 @@ impl World {
             .resolved_at
             .map(|r| json!(rest_time(r)))
             .unwrap_or(Value::Null);
+        v["resolve_reason"] = self.resolve_reason(i);
         if include.iter().any(|x| x == "body") {
             v["body"] = json!({"type": "incident_body", "details": inc.body_details.clone().unwrap_or_default()});
         }
@@ -1301,7 +1397,7 @@ impl World {
             "priority": null,
             "urgency": inc.urgency.as_str(),
             "conference_bridge": null,
-            "resolve_reason": null,
+            "resolve_reason": self.resolve_reason(i),
         })
     }
 
@@ -1351,7 +1447,9 @@ impl World {
             "body": {
                 "type": "alert_body",
                 "contexts": al.contexts,
-                "details": al.details.get("custom_details").cloned().unwrap_or(Value::Null),
+                // `details` is an object in the contract: an event without custom_details
+                // gives an empty one, never `null`.
+                "details": al.details.get("custom_details").filter(|d| !d.is_null()).cloned().unwrap_or_else(|| json!({})),
                 "cef_details": al.details,
             },
         })

@@ -1141,6 +1141,456 @@ async fn incident_alerts_filter_by_status() {
     assert_eq!(r.status, 404);
 }
 
+// ---------------------------------------------------------------- merge
+
+async fn send_event(pd: &TestPd, ev: &Event) {
+    pd.events().send(ev).await.expect("event accepted");
+}
+
+async fn open_by_event(pd: &TestPd, routing_key: &str, dedup_key: &str) -> String {
+    send_event(
+        pd,
+        &Event::trigger(
+            routing_key,
+            format!("{dedup_key} is down"),
+            "web-01",
+            Severity::Critical,
+        )
+        .with_dedup_key(dedup_key),
+    )
+    .await;
+    let w = pd.world();
+    w.incidents
+        .iter()
+        .rfind(|i| i.incident_key == dedup_key)
+        .map(|i| i.id.clone())
+        .expect("the trigger opened an incident")
+}
+
+fn merge_body(ids: &[&str]) -> Value {
+    json!({"source_incidents": ids.iter().map(|id| json!({"id": id, "type": "incident_reference"})).collect::<Vec<_>>()})
+}
+
+async fn merge_raw(pd: &Emulator, target: &str, body: Value) -> Reply {
+    send(req(pd, Method::PUT, &format!("/incidents/{target}/merge")).json(&body)).await
+}
+
+async fn incident_raw(pd: &Emulator, id: &str) -> Value {
+    let r = send(req(pd, Method::GET, &format!("/incidents/{id}"))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["incident"].clone()
+}
+
+async fn alert_keys(pd: &Emulator, id: &str) -> Vec<(String, String, String)> {
+    let r = send(req(pd, Method::GET, &format!("/incidents/{id}/alerts"))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut keys: Vec<_> = r.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(
+                a["incident"]["id"], id,
+                "the alert points at its incident: {a}"
+            );
+            (
+                a["alert_key"].as_str().unwrap().to_owned(),
+                a["status"].as_str().unwrap().to_owned(),
+                a["service"]["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn keyed(k: &str, status: &str, service: &str) -> (String, String, String) {
+    (k.to_owned(), status.to_owned(), service.to_owned())
+}
+
+#[tokio::test]
+async fn merge_moves_alerts_to_the_target_and_resolves_the_sources_with_the_merge_reason() {
+    let pd = TestPd::start().await;
+    let target = open_by_event(&pd, DEMO_ROUTING_KEY, "merge-a").await;
+    let source = open_by_event(&pd, DEMO_ROUTING_KEY, "merge-b").await;
+    // Another service's incident can be merged too; its alert keeps its service.
+    let other = open_by_event(&pd, DEMO_DB_ROUTING_KEY, "merge-c").await;
+    let target_number = incident_raw(&pd, &target).await["incident_number"].clone();
+
+    let merged = pd
+        .rest()
+        .merge_incidents(&target, &[source.clone(), other.clone()])
+        .await
+        .expect("merge accepted");
+    assert_eq!(merged.id, target);
+    assert_eq!(merged.status, IncidentStatus::Triggered);
+    assert_eq!(merged.alert_counts.unwrap().all, 3);
+    assert_eq!(merged.resolve_reason, None);
+    assert_eq!(merged.merged_into(), None);
+
+    for src in [&source, &other] {
+        let inc = incident_raw(&pd, src).await;
+        assert_eq!(inc["status"], "resolved");
+        assert!(inc["resolved_at"].is_string());
+        assert_eq!(inc["resolve_reason"]["type"], "merge_resolve_reason");
+        assert_eq!(inc["resolve_reason"]["incident"]["id"], target.as_str());
+        assert_eq!(
+            inc["resolve_reason"]["incident"]["type"],
+            "incident_reference"
+        );
+        assert_eq!(inc["is_mergeable"], false);
+        assert_eq!(
+            inc["alert_counts"],
+            json!({"all": 0, "triggered": 0, "resolved": 0})
+        );
+        assert!(alert_keys(&pd, src).await.is_empty());
+        let typed = pd.rest().get_incident(src).await.unwrap();
+        assert_eq!(typed.merged_into(), Some(target.as_str()));
+
+        let logs: Vec<LogEntry> = pd
+            .rest()
+            .incident_log_entries(src, &LogEntryQuery::default())
+            .try_collect()
+            .await
+            .unwrap();
+        let kinds: Vec<_> = logs.iter().map(|l| l.kind.as_str()).collect();
+        assert_eq!(kinds, ["resolve_log_entry", "trigger_log_entry"]);
+        let resolve = &logs[0];
+        assert_eq!(resolve.agent.as_ref().unwrap().id, ADA_ID);
+        assert_eq!(resolve.channel_type(), Some("website"));
+        let summary = resolve.summary.as_deref().unwrap_or_default();
+        assert!(
+            summary.contains(&format!("merged into #{target_number}")),
+            "{summary}"
+        );
+    }
+    let t = incident_raw(&pd, &target).await;
+    assert_eq!(t["status"], "triggered");
+    assert_eq!(t["resolve_reason"], Value::Null);
+    assert_eq!(t["is_mergeable"], true);
+    assert_eq!(
+        t["alert_counts"],
+        json!({"all": 3, "triggered": 3, "resolved": 0})
+    );
+    assert_eq!(
+        alert_keys(&pd, &target).await,
+        [
+            keyed("merge-a", "triggered", DEMO),
+            keyed("merge-b", "triggered", DEMO),
+            keyed("merge-c", "triggered", DB),
+        ]
+    );
+    // Only the sources were logged.
+    let target_logs: Vec<LogEntry> = pd
+        .rest()
+        .incident_log_entries(&target, &LogEntryQuery::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(target_logs.len(), 1);
+
+    // Later events with a moved alert's dedup key act on the target: a trigger is
+    // deduplicated into that alert, an acknowledge acknowledges the target, a resolve resolves
+    // that alert only, and the target resolves with its last alert.
+    send_event(
+        &pd,
+        &Event::trigger(DEMO_ROUTING_KEY, "again", "web-01", Severity::Critical)
+            .with_dedup_key("merge-b"),
+    )
+    .await;
+    assert_eq!(pd.world().incidents.len(), 3, "no new incident");
+    send_event(
+        &pd,
+        &Event::update(DEMO_ROUTING_KEY, EventAction::Acknowledge, "merge-b"),
+    )
+    .await;
+    assert_eq!(status_of(&pd, &target), IncidentStatus::Acknowledged);
+    send_event(
+        &pd,
+        &Event::update(DEMO_ROUTING_KEY, EventAction::Resolve, "merge-b"),
+    )
+    .await;
+    send_event(
+        &pd,
+        &Event::update(DEMO_DB_ROUTING_KEY, EventAction::Resolve, "merge-c"),
+    )
+    .await;
+    assert_eq!(
+        alert_keys(&pd, &target).await,
+        [
+            keyed("merge-a", "triggered", DEMO),
+            keyed("merge-b", "resolved", DEMO),
+            keyed("merge-c", "resolved", DB),
+        ]
+    );
+    assert_eq!(status_of(&pd, &target), IncidentStatus::Acknowledged);
+    assert_eq!(status_of(&pd, &source), IncidentStatus::Resolved);
+    send_event(
+        &pd,
+        &Event::update(DEMO_ROUTING_KEY, EventAction::Resolve, "merge-a"),
+    )
+    .await;
+    let t = incident_raw(&pd, &target).await;
+    assert_eq!(t["status"], "resolved");
+    assert_eq!(
+        t["resolve_reason"],
+        Value::Null,
+        "resolved by events, not merged"
+    );
+    // A new trigger with a merged key opens a new incident, as after any resolve.
+    let again = open_by_event(&pd, DEMO_ROUTING_KEY, "merge-b").await;
+    assert!(![&target, &source, &other].contains(&&again));
+}
+
+#[tokio::test]
+async fn merge_answers_a_reference_to_the_target_and_takes_resolved_and_manual_sources() {
+    let pd = TestPd::start().await;
+    let target = open_by_event(&pd, DEMO_ROUTING_KEY, "keep").await;
+    let resolved = open_by_event(&pd, DEMO_ROUTING_KEY, "gone").await;
+    send_event(
+        &pd,
+        &Event::update(DEMO_ROUTING_KEY, EventAction::Resolve, "gone"),
+    )
+    .await;
+    let manual = pd
+        .rest()
+        .create_incident(&NewIncident::new("Typed in by hand", DEMO))
+        .await
+        .unwrap()
+        .id;
+
+    let r = merge_raw(&pd, &target, merge_body(&[&resolved, &manual])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let reference = &r.body["incident"];
+    assert_eq!(reference["id"], target.as_str());
+    assert_eq!(reference["type"], "incident_reference");
+    assert!(
+        reference["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("keep is down")
+    );
+    assert!(
+        reference["self"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/incidents/{target}"))
+    );
+
+    // The already resolved source gives up its resolved alert and gains the reason, without a
+    // second resolution.
+    let inc = incident_raw(&pd, &resolved).await;
+    assert_eq!(inc["status"], "resolved");
+    assert_eq!(inc["resolve_reason"]["incident"]["id"], target.as_str());
+    let kinds: Vec<String> = pd
+        .rest()
+        .incident_log_entries(&resolved, &LogEntryQuery::default())
+        .map_ok(|l| l.kind)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["resolve_log_entry", "trigger_log_entry"]);
+    // The incident created by hand has no alerts; it is resolved by the merge.
+    let inc = incident_raw(&pd, &manual).await;
+    assert_eq!(inc["status"], "resolved");
+    assert_eq!(inc["resolve_reason"]["type"], "merge_resolve_reason");
+    assert_eq!(
+        alert_keys(&pd, &target).await,
+        [
+            keyed("gone", "resolved", DEMO),
+            keyed("keep", "triggered", DEMO)
+        ]
+    );
+    let t = incident_raw(&pd, &target).await;
+    assert_eq!(t["status"], "triggered");
+    assert_eq!(
+        t["alert_counts"],
+        json!({"all": 2, "triggered": 1, "resolved": 1})
+    );
+}
+
+#[tokio::test]
+async fn merge_refusals_change_nothing() {
+    let pd = TestPd::start().await;
+    let a = open_by_event(&pd, DEMO_ROUTING_KEY, "ra").await;
+    let b = open_by_event(&pd, DEMO_ROUTING_KEY, "rb").await;
+    let done = open_by_event(&pd, DEMO_ROUTING_KEY, "rdone").await;
+    send_event(
+        &pd,
+        &Event::update(DEMO_ROUTING_KEY, EventAction::Resolve, "rdone"),
+    )
+    .await;
+
+    let cases: Vec<(&str, String, Value, u16, i64, &str)> = vec![
+        (
+            "unknown target",
+            "PNOSUCH".into(),
+            merge_body(&[&b]),
+            404,
+            5001,
+            "Incident Not Found",
+        ),
+        (
+            "unknown source",
+            a.clone(),
+            merge_body(&[&b, "PNOSUCH"]),
+            404,
+            5001,
+            "source_incidents[1].id: incident PNOSUCH not found",
+        ),
+        (
+            "into itself",
+            a.clone(),
+            merge_body(&[&a]),
+            400,
+            2001,
+            "cannot be merged into itself",
+        ),
+        (
+            "twice",
+            a.clone(),
+            merge_body(&[&b, &b]),
+            400,
+            2001,
+            "source_incidents[1]: incident",
+        ),
+        (
+            "resolved target",
+            done.clone(),
+            merge_body(&[&b]),
+            400,
+            1001,
+            "the target of a merge must be open",
+        ),
+        (
+            "no sources field",
+            a.clone(),
+            json!({}),
+            400,
+            2001,
+            "source_incidents is required",
+        ),
+        (
+            "empty",
+            a.clone(),
+            json!({"source_incidents": []}),
+            400,
+            2001,
+            "at least one",
+        ),
+        (
+            "not an array",
+            a.clone(),
+            json!({"source_incidents": b}),
+            400,
+            2001,
+            "must be an array",
+        ),
+        (
+            "not a reference",
+            a.clone(),
+            json!({"source_incidents": [b]}),
+            400,
+            2001,
+            "source_incidents[0] must be an incident reference",
+        ),
+        (
+            "no id",
+            a.clone(),
+            json!({"source_incidents": [{"type": "incident_reference"}]}),
+            400,
+            2001,
+            "source_incidents[0].id is required",
+        ),
+        (
+            "wrong type",
+            a.clone(),
+            json!({"source_incidents": [{"id": b, "type": "service_reference"}]}),
+            400,
+            2001,
+            "source_incidents[0].type",
+        ),
+    ];
+    for (what, target, body, status, code, text) in cases {
+        let r = merge_raw(&pd, &target, body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (status, Some(code)),
+            "{what}: {}",
+            r.body
+        );
+        assert!(r.error_text().contains(text), "{what}: {}", r.error_text());
+    }
+
+    let r = send(
+        bare(&pd, Method::PUT, &format!("/incidents/{a}/merge"))
+            .header("Authorization", format!("Token token={ACCOUNT}"))
+            .json(&merge_body(&[&b])),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, Some(2016)), "{}", r.body);
+    assert!(r.message().starts_with(FROM_MISSING));
+    let read_only = client_as(&pd, READ_ONLY, Some(ADA));
+    let (status, code, _) = api_error(
+        read_only
+            .merge_incidents(&a, std::slice::from_ref(&b))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status, code), (403, Some(2010)));
+    let (status, code, text) = api_error(
+        pd.rest()
+            .merge_incidents("PNOSUCH", std::slice::from_ref(&b))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status, code), (404, Some(5001)), "{text}");
+
+    // Nothing moved, nothing resolved.
+    for (id, key) in [(&a, "ra"), (&b, "rb")] {
+        assert_eq!(status_of(&pd, id), IncidentStatus::Triggered);
+        assert_eq!(alert_keys(&pd, id).await, [keyed(key, "triggered", DEMO)]);
+    }
+
+    // A source merged once is gone: it cannot be merged again.
+    pd.rest()
+        .merge_incidents(&a, std::slice::from_ref(&b))
+        .await
+        .unwrap();
+    let c = open_by_event(&pd, DEMO_ROUTING_KEY, "rc").await;
+    let r = merge_raw(&pd, &c, merge_body(&[&b])).await;
+    assert_eq!((r.status, r.code()), (400, Some(2001)), "{}", r.body);
+    assert!(
+        r.error_text().contains("already merged"),
+        "{}",
+        r.error_text()
+    );
+    // Nor can an incident that was merged away be a target: it is resolved.
+    let r = merge_raw(&pd, &b, merge_body(&[&c])).await;
+    assert_eq!((r.status, r.code()), (400, Some(1001)), "{}", r.body);
+}
+
+#[tokio::test]
+async fn merge_refuses_to_give_the_target_more_than_1000_alerts() {
+    let pd = TestPd::start().await;
+    let target = trigger(&pd, DEMO_ROUTING_KEY, "big-0");
+    let sources: Vec<String> = (1..=1000)
+        .map(|n| trigger(&pd, DEMO_ROUTING_KEY, &format!("big-{n}")))
+        .collect();
+    let refs: Vec<&str> = sources.iter().map(String::as_str).collect();
+    let r = merge_raw(&pd, &target, merge_body(&refs)).await;
+    assert_eq!((r.status, r.code()), (400, Some(2001)), "{}", r.body);
+    assert!(r.error_text().contains("1000 alerts"), "{}", r.error_text());
+    assert_eq!(status_of(&pd, &sources[0]), IncidentStatus::Triggered);
+    // 999 sources make exactly 1000.
+    let r = merge_raw(&pd, &target, merge_body(&refs[..999])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        incident_raw(&pd, &target).await["alert_counts"]["all"],
+        1000
+    );
+}
+
 // ---------------------------------------------------------------- services
 
 #[tokio::test]

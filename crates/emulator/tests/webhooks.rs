@@ -513,3 +513,76 @@ async fn service_and_event_type_filters_limit_what_a_subscription_receives() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_merged_source_is_resolved_by_webhook_with_the_merge_reason() {
+    let v3 = accepting_receiver().await;
+    let v2 = accepting_receiver().await;
+    let mut legacy = subscription(&v2.url());
+    legacy.version = WebhookVersion::V2;
+    let pd = TestPd::with_seed(seed(vec![subscription(&v3.url()), legacy])).await;
+    trigger(&pd, DEMO_ROUTING_KEY, "merge-target").await;
+    trigger(&pd, DEMO_ROUTING_KEY, "merge-source").await;
+    let target = incident_id(&pd, "merge-target");
+    let source = incident_id(&pd, "merge-source");
+    pd.rest()
+        .merge_incidents(&target, std::slice::from_ref(&source))
+        .await
+        .unwrap();
+
+    let got = v3.wait_for(3, WAIT).await;
+    assert_eq!(
+        got.len(),
+        3,
+        "two triggers and the source's resolution, nothing for the target"
+    );
+    let types: Vec<_> = got.iter().map(event_type).collect();
+    assert_eq!(
+        types,
+        [
+            "incident.triggered",
+            "incident.triggered",
+            "incident.resolved"
+        ]
+    );
+    for r in &got {
+        verify(r.header("x-pagerduty-signature"), &r.body, &[SECRET]).unwrap();
+    }
+    let resolved = envelope(&got[2]).event;
+    let agent = resolved.agent.clone().expect("an agent");
+    assert_eq!(
+        (agent.kind.as_str(), agent.id.as_str()),
+        ("user_reference", "PADA001"),
+        "the merging user resolved it"
+    );
+    let inc = resolved.incident().expect("incident data");
+    assert_eq!(inc.id, source);
+    assert_eq!(inc.status, IncidentStatus::Resolved);
+    let reason = inc.resolve_reason.expect("a resolve_reason");
+    assert_eq!(reason["type"], "merge_resolve_reason");
+    assert_eq!(reason["incident"]["id"], target.as_str());
+    assert_eq!(reason["incident"]["type"], "incident_reference");
+    // The triggers carried no reason.
+    for r in &got[..2] {
+        let inc = envelope(r).event.incident().unwrap();
+        assert_eq!(inc.resolve_reason, None);
+    }
+
+    let got = v2.wait_for(3, WAIT).await;
+    let body: V2Webhook = serde_json::from_slice(&got[2].body).expect("a v2 body");
+    let m = &body.messages[0];
+    assert_eq!(m.event, "incident.resolve");
+    assert_eq!(m.incident["id"], source.as_str());
+    assert_eq!(m.incident["resolve_reason"]["type"], "merge_resolve_reason");
+    assert_eq!(
+        m.incident["resolve_reason"]["incident"]["id"],
+        target.as_str()
+    );
+    assert_eq!(m.log_entries[0]["type"], "resolve_log_entry");
+    assert_eq!(m.log_entries[0]["agent"]["id"], "PADA001");
+    let first: V2Webhook = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(
+        first.messages[0].incident["resolve_reason"],
+        serde_json::Value::Null
+    );
+}

@@ -177,8 +177,25 @@ pub struct Incident {
     pub escalation_policy: Option<Reference>,
     #[serde(default)]
     pub teams: Vec<Reference>,
+    /// Why a resolved incident was resolved, when PagerDuty knows a reason: the only one is
+    /// `{"type": "merge_resolve_reason", "incident": <the incident it was merged into>}`.
+    /// `None` when absent or `null`. See [`Incident::merged_into`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_reason: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Incident {
+    /// The id of the incident this one was merged into (`resolve_reason` of type
+    /// `merge_resolve_reason`), if it was resolved by a merge.
+    pub fn merged_into(&self) -> Option<&str> {
+        let r = self.resolve_reason.as_ref()?;
+        if r.get("type")?.as_str()? != "merge_resolve_reason" {
+            return None;
+        }
+        r.get("incident")?.get("id")?.as_str()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

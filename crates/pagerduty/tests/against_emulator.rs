@@ -314,6 +314,100 @@ async fn every_rest_call_of_the_client_decodes_the_emulators_answers() {
 }
 
 #[tokio::test]
+async fn merging_moves_the_alerts_and_resolves_the_source_with_the_merge_reason() {
+    let pd = TestPd::start().await;
+    let rest = pd.rest();
+    for key in ["disk/db1", "disk/db2"] {
+        pd.events()
+            .send(
+                &Event::trigger(
+                    DEMO_ROUTING_KEY,
+                    format!("{key} full"),
+                    "db",
+                    Severity::Error,
+                )
+                .with_dedup_key(key),
+            )
+            .await
+            .unwrap();
+    }
+    let id_of = |key: &str| {
+        let w = pd.world();
+        w.incidents
+            .iter()
+            .find(|i| i.incident_key == key)
+            .map(|i| i.id.clone())
+            .unwrap()
+    };
+    let (target, source) = (id_of("disk/db1"), id_of("disk/db2"));
+
+    let merged = rest
+        .merge_incidents(&target, std::slice::from_ref(&source))
+        .await
+        .unwrap();
+    assert_eq!(merged.id, target);
+    assert_eq!(merged.status, IncidentStatus::Triggered);
+    assert_eq!(merged.alert_counts.unwrap().all, 2);
+    assert_eq!(merged.merged_into(), None);
+
+    let src = rest.get_incident(&source).await.unwrap();
+    assert_eq!(src.status, IncidentStatus::Resolved);
+    assert_eq!(src.merged_into(), Some(target.as_str()));
+    assert_eq!(
+        src.resolve_reason.as_ref().unwrap()["type"],
+        "merge_resolve_reason"
+    );
+    assert!(
+        src.extra.get("resolve_reason").is_none(),
+        "typed, not in extra"
+    );
+
+    let mut keys: Vec<_> = rest
+        .incident_alerts(&target)
+        .map_ok(|a| a.alert_key.unwrap_or_default())
+        .try_collect()
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(keys, ["disk/db1", "disk/db2"]);
+    let resolve: Vec<_> = rest
+        .incident_log_entries(&source, &LogEntryQuery::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(resolve[0].kind, "resolve_log_entry");
+    assert_eq!(resolve[0].agent.as_ref().unwrap().id, "PADA001");
+
+    // Refusals are final and say why.
+    let e = rest
+        .merge_incidents(&target, std::slice::from_ref(&target))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.code(), e.disposition()),
+        (Some(400), Some(2001), Disposition::Final)
+    );
+    assert!(e.to_string().contains("merged into itself"), "{e}");
+    let e = rest
+        .merge_incidents(&source, std::slice::from_ref(&target))
+        .await
+        .unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(400), Some(1001)), "{e}");
+    let e = rest
+        .merge_incidents(&target, &["PNOPE00".to_string()])
+        .await
+        .unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(404), Some(5001)), "{e}");
+    let no_from = pagerduty::RestClient::new(&pd.config(), "emulator-account-token").unwrap();
+    let e = no_from
+        .merge_incidents(&target, std::slice::from_ref(&source))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(e.to_string().contains("\"From\" header"), "{e}");
+}
+
+#[tokio::test]
 async fn pagerdutys_refusals_are_final_and_keep_their_reasons() {
     let pd = TestPd::start().await;
     let bad = Event::trigger("tooshort", "", "h", Severity::Info);

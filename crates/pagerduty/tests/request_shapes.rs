@@ -284,6 +284,71 @@ async fn write_bodies_have_pagerdutys_shapes() {
 }
 
 #[tokio::test]
+async fn merge_sends_references_and_reads_the_target_back_when_answered_with_a_reference() {
+    // The published contract answers a merge with a reference to the target only.
+    let reference = json!({"incident": {"id": "PT", "type": "incident_reference",
+        "summary": "[#1] target", "self": "https://api.pagerduty.com/incidents/PT"}});
+    let rec = Recorder::start(Canned::json(500, json!({}))).await;
+    rec.push(Canned::json(200, reference));
+    rec.push(Canned::json(
+        200,
+        json!({"incident": {"id": "PT", "type": "incident", "status": "triggered",
+        "alert_counts": {"all": 2, "triggered": 2, "resolved": 0}, "resolve_reason": null}}),
+    ));
+    let rest = RestClient::new(&config(&rec.url()), "t")
+        .unwrap()
+        .with_from("ada@example.com");
+    let target = rest
+        .merge_incidents("PT", &["PS1".to_string(), "PS2".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(target.id, "PT");
+    assert_eq!(target.status, IncidentStatus::Triggered);
+    assert_eq!(target.alert_counts.unwrap().all, 2);
+    assert_eq!(target.resolve_reason, None);
+
+    let reqs = rec.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].uri.as_str()),
+        ("PUT", "/incidents/PT/merge")
+    );
+    assert_eq!(reqs[0].header("from"), Some("ada@example.com"));
+    assert_eq!(reqs[0].header("content-type"), Some("application/json"));
+    let body = reqs[0].json();
+    assert_eq!(
+        body,
+        json!({"source_incidents": [
+            {"id": "PS1", "type": "incident_reference"},
+            {"id": "PS2", "type": "incident_reference"}]})
+    );
+    pagerduty_contract::Contract::bundled()
+        .validate_request("PUT", "/incidents/PT/merge", &body)
+        .expect("the merge body is the contract's");
+    assert_eq!(
+        (reqs[1].method.as_str(), reqs[1].uri.as_str()),
+        ("GET", "/incidents/PT")
+    );
+
+    // A whole incident in the answer is taken as it is, without a second request.
+    rec.push(Canned::json(
+        200,
+        json!({"incident": {"id": "PT", "type": "incident", "status": "acknowledged"}}),
+    ));
+    let target = rest
+        .merge_incidents("PT", &["PS3".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(target.status, IncidentStatus::Acknowledged);
+    assert_eq!(rec.requests().len(), 3);
+
+    // No sources: refused before anything is sent.
+    let err = rest.merge_incidents("PT", &[]).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err}");
+    assert_eq!(rec.requests().len(), 3);
+}
+
+#[tokio::test]
 async fn ids_cannot_redirect_a_call_to_another_endpoint() {
     let rec = Recorder::start(Canned::json(
         200,
