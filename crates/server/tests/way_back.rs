@@ -591,3 +591,78 @@ async fn a_note_arriving_by_webhook_and_by_polling_is_written_once() {
             .contains("disk swapped")
     );
 }
+
+/// Two problems, two incidents; a responder merges one into the other, then acknowledges the
+/// survivor: both problems are acknowledged in the monitor, and the merge itself resolves
+/// nothing there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_merge_the_surviving_incident_speaks_for_both_problems() {
+    let s = setup("").await;
+    let two = json!({
+        "version": "4", "status": "firing", "receiver": "pagerbridge", "groupKey": "{}:{}",
+        "alerts": [
+            {"status": "firing", "labels": {"alertname": "DiskFull", "instance": "db1:9100"},
+             "annotations": {"summary": "Disk full on db1"}, "fingerprint": "f0000001",
+             "startsAt": "2026-11-21T10:00:00Z"},
+            {"status": "firing", "labels": {"alertname": "DiskFull", "instance": "db2:9100"},
+             "annotations": {"summary": "Disk full on db2"}, "fingerprint": "f0000002",
+             "startsAt": "2026-11-21T10:00:00Z"},
+        ],
+    });
+    let a = post_raw(&s.daemon, "/ingest/am", two.to_string().into_bytes(), &[]).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let ids = eventually("two incidents", WAIT, || async {
+        let w = s.pd.world();
+        (w.incidents.len() == 2)
+            .then(|| w.incidents.iter().map(|i| i.id.clone()).collect::<Vec<_>>())
+    })
+    .await;
+    let store = sync_store(&s.daemon).await;
+    // Both incidents known to the map (their trigger webhooks processed).
+    eventually("the map knows both incidents", WAIT, || async {
+        let rows = store.list_incidents(false, 10).await.unwrap();
+        (rows.iter().filter(|r| r.incident_id.is_some()).count() == 2).then_some(())
+    })
+    .await;
+    s.pd.rest()
+        .merge_incidents(&ids[0], std::slice::from_ref(&ids[1]))
+        .await
+        .unwrap();
+    eventually("the merged problem follows the survivor", WAIT, || async {
+        (store.incidents_by_id(&ids[0]).await.unwrap().len() == 2).then_some(())
+    })
+    .await;
+    s.pd.rest()
+        .update_incident(
+            &ids[0],
+            &IncidentUpdate::status(IncidentStatus::Acknowledged),
+        )
+        .await
+        .unwrap();
+    let got = s.monitor.wait_for(2, WAIT).await;
+    let mut fingerprints: Vec<String> = got
+        .iter()
+        .map(|r| {
+            let b = r.json();
+            assert_eq!(b["action"], "acknowledge", "{b}");
+            assert_eq!(b["incident"]["id"], ids[0].as_str());
+            b["monitor_ref"]["fingerprint"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    fingerprints.sort();
+    assert_eq!(fingerprints, ["f0000001", "f0000002"]);
+    eventually("the inbox is processed", WAIT, || async {
+        store
+            .inbox_pending(10)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.monitor.requests().len(),
+        2,
+        "the merge wrote nothing back (it resolved no problem)"
+    );
+}
