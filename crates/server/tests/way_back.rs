@@ -131,6 +131,19 @@ async fn the_incident(pd: &TestPd) -> pagerduty::rest::Incident {
     pd.rest().get_incident(&id).await.unwrap()
 }
 
+/// Waits until every stored change from PagerDuty has been processed.
+async fn inbox_processed(store: &pagerbridge_store::sqlite::SqliteStore) {
+    eventually("the inbox is processed", WAIT, || async {
+        store
+            .inbox_pending(10)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
 async fn sync_store(d: &Daemon) -> std::sync::Arc<pagerbridge_store::sqlite::SqliteStore> {
     std::sync::Arc::new(
         pagerbridge_store::sqlite::SqliteStore::open(&d.db_path())
@@ -193,15 +206,7 @@ async fn an_acknowledgement_in_pagerduty_reaches_the_monitor_and_our_own_resolve
             .cloned()
     })
     .await;
-    eventually("the inbox is empty", WAIT, || async {
-        store
-            .inbox_pending(10)
-            .await
-            .unwrap()
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    inbox_processed(&store).await;
     assert_eq!(
         s.monitor.requests().len(),
         1,
@@ -300,15 +305,7 @@ async fn unsigned_badly_signed_and_repeated_deliveries() {
     assert_eq!(a.body["field"], "messages[0].id");
 
     // Both stored changes are processed (neither is an incident pagerbridge opened).
-    eventually("the inbox is processed", WAIT, || async {
-        store
-            .inbox_pending(10)
-            .await
-            .unwrap()
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    inbox_processed(&store).await;
     assert!(s.monitor.requests().is_empty());
 }
 
@@ -567,15 +564,7 @@ async fn a_note_arriving_by_webhook_and_by_polling_is_written_once() {
     )
     .await;
     let store = sync_store(&s.daemon).await;
-    eventually("the inbox is processed", WAIT, || async {
-        store
-            .inbox_pending(10)
-            .await
-            .unwrap()
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    inbox_processed(&store).await;
     let comments: Vec<Value> = s
         .monitor
         .requests()
@@ -651,15 +640,7 @@ async fn after_a_merge_the_surviving_incident_speaks_for_both_problems() {
         .collect();
     fingerprints.sort();
     assert_eq!(fingerprints, ["f0000001", "f0000002"]);
-    eventually("the inbox is processed", WAIT, || async {
-        store
-            .inbox_pending(10)
-            .await
-            .unwrap()
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    inbox_processed(&store).await;
     assert_eq!(
         s.monitor.requests().len(),
         2,
