@@ -12,8 +12,6 @@
 
 mod real;
 
-use std::path::Path;
-
 use pagerbridge_testkit::monitors::nagios::{self as testkit_nagios, write_state};
 use real::nagios_family::{self, Monitor, Setup};
 
@@ -48,44 +46,6 @@ impl Monitor for Nagios {
     }
 }
 
-/// The monitored objects: `HOST` and `SERVICE` checked every second by the state script,
-/// reminding every 2 seconds, notifying the snippet's contact group.
-fn objects_cfg(dir: &Path) -> String {
-    let d = dir.display();
-    format!(
-        "define host {{
-    host_name               {HOST}
-    alias                   Database server 1
-    address                 127.0.0.1
-    check_command           check-state-file!{d}/host.state
-    max_check_attempts      1
-    check_interval          1
-    retry_interval          1
-    check_period            pagerbridge-24x7
-    notification_period     pagerbridge-24x7
-    notification_interval   2
-    notification_options    d,u,r
-    contact_groups          pagerduty
-}}
-
-define service {{
-    host_name               {HOST}
-    service_description     {SERVICE}
-    display_name            Root disk
-    check_command           check-state-file!{d}/service.state
-    max_check_attempts      1
-    check_interval          1
-    retry_interval          1
-    check_period            pagerbridge-24x7
-    notification_period     pagerbridge-24x7
-    notification_interval   2
-    notification_options    w,u,c,r
-    contact_groups          pagerduty
-}}
-"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nagios_problem_reminders_acknowledgement_and_recovery_make_one_incident() {
     if let Err(why) = real::require_root() {
@@ -118,7 +78,10 @@ async fn nagios_problem_reminders_acknowledgement_and_recovery_make_one_incident
         dir,
         &[
             ("pagerbridge.cfg", snippet.as_str()),
-            ("objects.cfg", objects_cfg(dir).as_str()),
+            (
+                "objects.cfg",
+                testkit_nagios::state_file_objects(dir, HOST, SERVICE, 2).as_str(),
+            ),
         ],
     )
     .await;

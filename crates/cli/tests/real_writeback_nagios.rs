@@ -92,43 +92,6 @@ fn service_ok(dir: &Path) {
     );
 }
 
-/// `HOST` and `SERVICE` checked every second by the state script, notifying the snippet's
-/// contact group; reminders hourly, out of the way.
-fn objects_cfg(dir: &Path) -> String {
-    let d = dir.display();
-    format!(
-        "define host {{
-    host_name               {HOST}
-    alias                   Database server 1
-    address                 127.0.0.1
-    check_command           check-state-file!{d}/host.state
-    max_check_attempts      1
-    check_interval          1
-    retry_interval          1
-    check_period            pagerbridge-24x7
-    notification_period     pagerbridge-24x7
-    notification_interval   3600
-    notification_options    d,u,r
-    contact_groups          pagerduty
-}}
-
-define service {{
-    host_name               {HOST}
-    service_description     {SERVICE}
-    check_command           check-state-file!{d}/service.state
-    max_check_attempts      1
-    check_interval          1
-    retry_interval          1
-    check_period            pagerbridge-24x7
-    notification_period     pagerbridge-24x7
-    notification_interval   3600
-    notification_options    w,u,c,r
-    contact_groups          pagerduty
-}}
-"
-    )
-}
-
 /// Dropped in this order: the daemon and Nagios stop before their directory goes.
 struct Run {
     db: Db,
@@ -174,7 +137,10 @@ async fn start(way: Way, repairs: &str) -> Option<Run> {
         dir,
         &[
             ("pagerbridge.cfg", notifications.as_str()),
-            ("objects.cfg", objects_cfg(dir).as_str()),
+            (
+                "objects.cfg",
+                testkit_nagios::state_file_objects(dir, HOST, SERVICE, 3600).as_str(),
+            ),
         ],
     )
     .await;

@@ -90,6 +90,45 @@ illegal_macro_output_chars=`~$&|'\"<>
     )
 }
 
+/// A host and one of its services, checked every second by `check-state-file` (their states in
+/// `dir/host.state` and `dir/service.state`), notifying the `pagerduty` contact group with a
+/// reminder every `reminder` minutes while a problem lasts.
+pub fn state_file_objects(dir: &Path, host: &str, service: &str, reminder: u32) -> String {
+    let d = dir.display();
+    format!(
+        "define host {{
+    host_name               {host}
+    alias                   Database server 1
+    address                 127.0.0.1
+    check_command           check-state-file!{d}/host.state
+    max_check_attempts      1
+    check_interval          1
+    retry_interval          1
+    check_period            pagerbridge-24x7
+    notification_period     pagerbridge-24x7
+    notification_interval   {reminder}
+    notification_options    d,u,r
+    contact_groups          pagerduty
+}}
+
+define service {{
+    host_name               {host}
+    service_description     {service}
+    display_name            Root disk
+    check_command           check-state-file!{d}/service.state
+    max_check_attempts      1
+    check_interval          1
+    retry_interval          1
+    check_period            pagerbridge-24x7
+    notification_period     pagerbridge-24x7
+    notification_interval   {reminder}
+    notification_options    w,u,c,r
+    contact_groups          pagerduty
+}}
+"
+    )
+}
+
 /// Sets what `check-state-file!path` reports next.
 pub fn write_state(path: &Path, code: u8, output: &str) {
     // Written whole in a new file, then renamed: the check never reads half a state.
