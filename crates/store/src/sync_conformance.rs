@@ -30,6 +30,7 @@ macro_rules! sync_conformance_tests {
             open_incidents_exclude_those_resolved_on_both_sides,
             cursors_are_saved,
             several_problems_can_share_an_incident,
+            events_of_one_problem_in_one_commit_apply_in_order,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -480,4 +481,30 @@ pub async fn several_problems_can_share_an_incident<S: Store + SyncStore>(s: Arc
         .collect();
     keys.sort();
     assert_eq!(keys, ["a", "b"], "grouped or merged: both problems");
+}
+
+pub async fn events_of_one_problem_in_one_commit_apply_in_order<S: Store + SyncStore>(s: Arc<S>) {
+    s.insert(&[alert("db1/disk", EventAction::Trigger, "7", t0())])
+        .await
+        .unwrap();
+    s.update_incidents(&[learned("db1/disk", "PINC1", "triggered", at(1))])
+        .await
+        .unwrap();
+    // A recovery and the next problem, stored together (one group commit).
+    s.insert(&[
+        alert("db1/disk", EventAction::Resolve, "7", at(2)),
+        alert("db1/disk", EventAction::Trigger, "9", at(3)),
+        alert("other", EventAction::Trigger, "1", at(3)),
+    ])
+    .await
+    .unwrap();
+    let r = &s.incidents_by_dedup_key("db1/disk").await.unwrap()[0];
+    assert_eq!(
+        r.incident_id, None,
+        "the new problem's incident is not the old: {r:?}"
+    );
+    assert_eq!(r.problem_id.as_deref(), Some("9"));
+    assert_eq!(r.problem_seen_at, at(3));
+    assert_eq!(r.monitor_state, MonitorState::Problem);
+    assert_eq!(s.incidents_by_dedup_key("other").await.unwrap().len(), 1);
 }
