@@ -94,15 +94,6 @@ impl BoundedSet {
     }
 }
 
-/// What one pass did, for logs and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pass {
-    pub processed: usize,
-    pub written: usize,
-    pub retried: usize,
-    pub failed: usize,
-}
-
 const BATCH: usize = 100;
 /// Longest a write-back call may take, whatever the adapter's own timeouts.
 const CALL_LIMIT: Duration = Duration::from_secs(60);
@@ -284,27 +275,6 @@ impl Sync {
         Ok(plan::plan_maintenance(body, row.as_ref(), &monitors))
     }
 
-    /// Carries out the write-backs due at `now`: each monitor's in its own task, so a monitor
-    /// that is down (and times out) does not hold up the others.
-    pub async fn run_writebacks(&self, now: Timestamp) -> Result<Pass, StoreError> {
-        let due = self.store.due_writebacks(now, BATCH).await?;
-        let mut per_monitor: HashMap<String, Vec<WritebackRecord>> = HashMap::new();
-        for w in due {
-            per_monitor.entry(w.monitor.clone()).or_default().push(w);
-        }
-        let runs = per_monitor
-            .into_values()
-            .map(|items| self.run_monitor(items, now));
-        let mut pass = Pass::default();
-        for r in futures::future::join_all(runs).await {
-            let r = r?;
-            pass.written += r.written;
-            pass.retried += r.retried;
-            pass.failed += r.failed;
-        }
-        Ok(pass)
-    }
-
     /// Starts a task per monitor with due write-backs and none running; returns how many
     /// started. Each task wakes the loop when it ends, for the next write-back of its lanes.
     pub async fn dispatch_writebacks(
@@ -343,8 +313,7 @@ impl Sync {
         &self,
         items: Vec<WritebackRecord>,
         now: Timestamp,
-    ) -> Result<Pass, StoreError> {
-        let mut pass = Pass::default();
+    ) -> Result<(), StoreError> {
         for w in items {
             let outcome = self.attempt(&w).await;
             let outcome = match outcome {
@@ -367,17 +336,14 @@ impl Sync {
             };
             match &outcome {
                 WritebackOutcome::Done { detail, .. } => {
-                    pass.written += 1;
                     tracing::info!(id = w.id, monitor = %w.monitor, dedup_key = %w.dedup_key,
                         %detail, "written back");
                 }
                 WritebackOutcome::Retry { error, retry_at } => {
-                    pass.retried += 1;
                     tracing::warn!(id = w.id, monitor = %w.monitor, dedup_key = %w.dedup_key,
                         %error, %retry_at, "write-back failed; will retry");
                 }
                 WritebackOutcome::Failed { error } => {
-                    pass.failed += 1;
                     tracing::error!(id = w.id, monitor = %w.monitor, dedup_key = %w.dedup_key,
                         %error, "write-back failed for good");
                 }
@@ -386,7 +352,7 @@ impl Sync {
                 .finish_writeback(w.id, &outcome, Timestamp::now())
                 .await?;
         }
-        Ok(pass)
+        Ok(())
     }
 
     async fn attempt(&self, w: &WritebackRecord) -> WritebackOutcome {
