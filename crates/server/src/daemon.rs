@@ -173,16 +173,23 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         stopped.clone(),
     )));
 
+    // One REST client (one connection pool) for every part of the way back that reads
+    // PagerDuty's REST API; none without an API token.
+    let rest = config
+        .pagerduty
+        .api_token
+        .as_ref()
+        .map(|t| pagerduty::RestClient::new(&config.pagerduty.client_config(), t.expose()))
+        .transpose()?;
     let sync_store: Arc<dyn SyncStore> = store.clone();
-    let sync = Arc::new(configured_sync(config, sync_store.clone())?);
+    let sync = Arc::new(configured_sync(config, sync_store.clone(), rest.clone())?);
     tasks.push(tokio::spawn(sync.clone().run(stopped.clone())));
-    match (&config.pagerduty.api_token, config.sync.reconciler.enabled) {
-        (Some(token), true) => {
-            let rest =
-                pagerduty::RestClient::new(&config.pagerduty.client_config(), token.expose())?;
+    match (&rest, config.sync.reconciler.enabled) {
+        (Some(rest), true) => {
             let every = config.sync.reconciler.interval.get();
             // A recovery younger than one pass (at most two minutes) may still be on its way.
-            let reconciler = Reconciler::new(rest).with_settle(every.min(Duration::from_secs(120)));
+            let reconciler =
+                Reconciler::new(rest.clone()).with_settle(every.min(Duration::from_secs(120)));
             let outbox: Arc<dyn Store> = store.clone();
             tasks.push(tokio::spawn(reconcile_loop(
                 reconciler,
@@ -198,12 +205,10 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         ),
         _ => {}
     }
-    match (&config.pagerduty.api_token, config.sync.maintenance.enabled) {
-        (Some(token), true) if !config.monitors.is_empty() => {
-            let rest =
-                pagerduty::RestClient::new(&config.pagerduty.client_config(), token.expose())?;
+    match (&rest, config.sync.maintenance.enabled) {
+        (Some(rest), true) if !config.monitors.is_empty() => {
             let refresh = config.sync.maintenance.refresh.get();
-            let watch = MaintenanceWatch::new(rest).with_refresh(refresh);
+            let watch = MaintenanceWatch::new(rest.clone()).with_refresh(refresh);
             tasks.push(tokio::spawn(maintenance_loop(
                 watch,
                 sync_store.clone(),
@@ -218,15 +223,9 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         ),
         _ => {}
     }
-    if config.sync.poller.enabled {
-        let token = config
-            .pagerduty
-            .api_token
-            .as_ref()
-            .map(|t| t.expose().to_owned())
-            .unwrap_or_default();
-        let rest = pagerduty::RestClient::new(&config.pagerduty.client_config(), token)?;
-        let poller = Poller::new(rest, config.sync.poller.lookback.get());
+    // Loading refused `sync.poller.enabled` without an API token.
+    if let (true, Some(rest)) = (config.sync.poller.enabled, &rest) {
+        let poller = Poller::new(rest.clone(), config.sync.poller.lookback.get());
         tasks.push(tokio::spawn(poll_loop(
             poller,
             sync_store.clone(),
@@ -333,8 +332,13 @@ pub fn configured_sources(config: &Config) -> Result<Vec<Source>, DaemonError> {
         .collect()
 }
 
-/// The way back as configured: `[[monitors]]` with their adapters, `[sync.writeback]` retries.
-pub fn configured_sync(config: &Config, store: Arc<dyn SyncStore>) -> Result<Sync, DaemonError> {
+/// The way back as configured: `[[monitors]]` with their adapters, `[sync.writeback]` retries,
+/// and the REST client (with an API token) that finds an incident's problems by its alerts.
+pub fn configured_sync(
+    config: &Config,
+    store: Arc<dyn SyncStore>,
+    rest: Option<pagerduty::RestClient>,
+) -> Result<Sync, DaemonError> {
     let monitors = config
         .monitors
         .iter()
@@ -367,11 +371,8 @@ pub fn configured_sync(config: &Config, store: Arc<dyn SyncStore>) -> Result<Syn
             give_up_after: w.give_up_after.get(),
         },
     );
-    Ok(match &config.pagerduty.api_token {
-        Some(token) => sync.with_rest(pagerduty::RestClient::new(
-            &config.pagerduty.client_config(),
-            token.expose(),
-        )?),
+    Ok(match rest {
+        Some(rest) => sync.with_rest(rest),
         None => sync,
     })
 }
