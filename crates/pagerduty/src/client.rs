@@ -18,6 +18,7 @@ use crate::rest::{
     MaintenanceWindow, NewIncident, Note, Page, Reference, Service, User, WebhookSubscription,
     WindowFilter,
 };
+use crate::retry::{RetryPolicy, Wait};
 
 pub const EVENTS_URL: &str = "https://events.pagerduty.com";
 pub const REST_URL: &str = "https://api.pagerduty.com";
@@ -249,6 +250,7 @@ pub struct RestClient {
     base: Url,
     token: String,
     from: Option<String>,
+    retry: Option<RetryPolicy>,
 }
 
 impl std::fmt::Debug for RestClient {
@@ -268,7 +270,15 @@ impl RestClient {
             base: config.rest_url.clone(),
             token: token.into(),
             from: None,
+            retry: None,
         })
+    }
+
+    /// Waits out 429s (and 5xx on calls safe to repeat) as `policy` says, instead of failing at
+    /// once.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
     }
 
     /// The user (by email) that writes act as. Required by PagerDuty for account-level tokens.
@@ -282,6 +292,38 @@ impl RestClient {
     }
 
     async fn call<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&B>,
+    ) -> Result<(u16, Value), Error> {
+        let mut attempt = 1;
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let result = self.call_once(method.clone(), path, query, body).await;
+            let (Err(error), Some(policy)) = (&result, &self.retry) else {
+                return result;
+            };
+            let Some((delay, reason)) = policy.next_wait(&method, error, attempt, waited) else {
+                return result;
+            };
+            if let Some(tell) = &policy.on_wait {
+                tell(&Wait {
+                    delay,
+                    reason,
+                    attempt,
+                    method: method.to_string(),
+                    path: path.to_owned(),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            waited += delay;
+            attempt += 1;
+        }
+    }
+
+    async fn call_once<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
@@ -584,6 +626,13 @@ impl RestClient {
             "incident",
         )
         .await
+    }
+
+    /// `POST /incidents` with a body already shaped as `{"incident": {...}}` (one a caller wrote
+    /// and validated against the REST schema), sent as is so that no field is lost.
+    pub async fn create_incident_json(&self, body: &Value) -> Result<Incident, Error> {
+        self.write_one(Method::POST, "/incidents", body, "incident")
+            .await
     }
 
     pub async fn list_notes(&self, incident_id: &str) -> Result<Vec<Note>, Error> {

@@ -9,8 +9,10 @@ pub mod client;
 pub mod error;
 pub mod events;
 pub mod rest;
+pub mod retry;
 pub mod webhook;
 
 pub use client::{Accepted, ClientConfig, EventsClient, ProxyConfig, RestClient};
 pub use error::{Api, Disposition, Error, ErrorBody, RateLimit};
 pub use events::{ChangeEvent, Event, EventAction, EventResponse, Payload, Severity, V1Event};
+pub use retry::{RetryPolicy, Wait, WaitReason};
