@@ -1,9 +1,11 @@
 //! `pagerbridge`: one binary, one subcommand per job.
 
 mod config_cmd;
+mod docs_cmd;
 mod emulator;
 mod event;
 mod logging;
+mod pd;
 mod queue;
 mod route_cmd;
 mod send;
@@ -11,8 +13,9 @@ mod serve;
 mod signals;
 mod source_arg;
 mod store_args;
+mod table;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +60,17 @@ enum Command {
     Queue(queue::Args),
     /// Check a configuration file without starting anything.
     Config(config_cmd::Args),
+    /// PagerDuty incidents: list, show, create, acknowledge and resolve (any number at once),
+    /// add notes.
+    Incident(pd::incident::Args),
+    /// PagerDuty services: list them, show one by id or name.
+    Service(pd::service::Args),
+    /// PagerDuty maintenance windows: list them, put services in maintenance.
+    Maintenance(pd::maintenance::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs_cmd::CompletionsArgs),
+    /// Print the manual page, or write one page per subcommand into a directory.
+    Man(docs_cmd::ManArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +86,11 @@ fn main() -> std::process::ExitCode {
         Command::Send(args) => return send::main(*args),
         Command::Route(args) => return route_cmd::main(args),
         Command::Config(args) => return config_cmd::main(args),
+        Command::Incident(args) => return pd::incident::main(args),
+        Command::Service(args) => return pd::service::main(args),
+        Command::Maintenance(args) => return pd::maintenance::main(args),
+        Command::Completions(args) => return docs_cmd::completions(args, Cli::command()),
+        Command::Man(args) => return docs_cmd::man(args, Cli::command()),
         command => command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -92,7 +111,12 @@ fn main() -> std::process::ExitCode {
             | Command::Queue(_)
             | Command::Config(_)
             | Command::Send(_)
-            | Command::Route(_) => {
+            | Command::Route(_)
+            | Command::Incident(_)
+            | Command::Service(_)
+            | Command::Maintenance(_)
+            | Command::Completions(_)
+            | Command::Man(_) => {
                 unreachable!("run above")
             }
         }

@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::process::ExitCode;
 
-use comfy_table::{CellAlignment, Table, presets};
 use jiff::Timestamp;
 use pagerbridge_store::sqlite::SqliteStore;
 use pagerbridge_store::{
@@ -17,6 +16,7 @@ use pagerbridge_store::{
 use serde_json::{Value, json};
 
 use crate::store_args::{Create, StoreArgs};
+use crate::table::{cut, fields, render, right_align, table};
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -340,7 +340,7 @@ async fn writebacks(
             w.state.as_str().to_owned(),
             w.attempts.to_string(),
             when,
-            truncate(&one_line(&last), 70),
+            cut(&last, 70),
         ]);
     }
     println!("{}", render(&t));
@@ -411,7 +411,7 @@ async fn list(
                 .unwrap_or_default(),
             format!("{} ago", age(r.received_at, now)),
             r.attempts.to_string(),
-            truncate(&last_outcome(r), 60),
+            cut(&last_outcome(r), 60),
         ]);
     }
     println!("{}", render(&t));
@@ -475,13 +475,7 @@ async fn show(store: &SqliteStore, id: i64, now: Timestamp, json: bool) -> Resul
     if let Some(into) = r.coalesced_into {
         rows.push(("coalesced into", into.to_string()));
     }
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    for (k, v) in rows {
-        t.add_row(vec![k.to_owned(), v]);
-    }
-    pad(&mut t);
-    println!("{}", render(&t));
+    println!("{}", render(&fields(rows)));
     println!("\nbody:\n{}", pretty(&String::from_utf8_lossy(&r.body)));
     if let Some(resp) = &r.response {
         println!("\nPagerDuty's answer:\n{}", pretty(resp));
@@ -658,7 +652,7 @@ fn last_outcome(r: &EventRecord) -> String {
                 .map_or(e, |(_, rest)| rest),
             None => e,
         };
-        one_line(e)
+        e.split_whitespace().collect::<Vec<_>>().join(" ")
     });
     match (r.last_status, error, r.coalesced_into) {
         (_, _, Some(into)) => format!("coalesced into {into}"),
@@ -667,20 +661,6 @@ fn last_outcome(r: &EventRecord) -> String {
         (None, Some(e), _) => e,
         (None, None, _) => String::new(),
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// `s` cut to `max` characters, with an ellipsis when cut.
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// `s` cut to `max` characters by replacing its middle, where keys differ least.
@@ -742,37 +722,6 @@ fn pretty(text: &str) -> String {
     }
 }
 
-/// A borderless table: aligned columns that `grep` and `awk` handle as well as people do.
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING);
-    t.set_header(header.to_vec());
-    pad(&mut t);
-    t
-}
-
-fn pad(t: &mut Table) {
-    t.discover_columns();
-    for c in t.column_iter_mut() {
-        c.set_padding((0, 2));
-    }
-}
-
-fn right_align(t: &mut Table, columns: &[usize]) {
-    for &i in columns {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-}
-
-fn render(t: &Table) -> String {
-    t.lines()
-        .map(|l| l.trim_end().to_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -800,7 +749,5 @@ mod tests {
             "a1b2c3d4e5…e8f90"
         );
         assert_eq!(shorten_middle("short", 16), "short");
-        assert_eq!(truncate("abcdef", 4), "abc…");
-        assert_eq!(truncate("abc", 4), "abc");
     }
 }

@@ -116,8 +116,9 @@ impl ListFilter {
             since: self.since,
             until: self.until,
             // Without a start, every date: PagerDuty's own default is the last 30 days only,
-            // and an open incident older than that is exactly the one to see.
-            all_dates: self.since.is_none() && self.until.is_none(),
+            // and an open incident older than that is exactly the one to see. PagerDuty then
+            // ignores `until` too: `list` stops there itself.
+            all_dates: self.since.is_none(),
             ..IncidentQuery::default()
         })
     }
@@ -130,8 +131,18 @@ pub fn list(
     query: IncidentQuery,
     limit: Option<usize>,
 ) -> impl Stream<Item = Result<Incident, OpError>> + Send + 'static + use<> {
+    // `date_range=all` makes PagerDuty ignore `until`; the walk is oldest first, so it ends at
+    // the first incident created at or after it.
+    let until = query.until.filter(|_| query.all_dates);
     rest.incidents(query)
         .map_err(|e| OpError::from_pagerduty("listing incidents", &e))
+        .try_take_while(move |i| {
+            let before = match (until, i.created_at) {
+                (Some(until), Some(created)) => created < until,
+                _ => true,
+            };
+            futures::future::ready(Ok(before))
+        })
         .take(limit.unwrap_or(usize::MAX))
 }
 
@@ -478,11 +489,14 @@ fn not_found_as(e: &pagerduty::Error, id: &str, verb: &str) -> OpError {
 
 /// PagerDuty's answer to a write without a usable `From` names the header; say where the
 /// address comes from.
-fn with_from_hint(mut e: OpError) -> OpError {
+pub(crate) fn with_from_hint(mut e: OpError) -> OpError {
+    // PagerDuty names the header in `errors` or only in its message ("You must specify a
+    // user's email address in the \"From\" header", code 2016).
     let mentions_from = e
         .pagerduty_errors
         .iter()
-        .any(|m| m.to_ascii_lowercase().contains("from"));
+        .any(|m| m.to_ascii_lowercase().contains("from"))
+        || e.message.to_ascii_lowercase().contains("\"from\" header");
     if e.kind == Kind::BadInput && mentions_from {
         e.field = Some("from".into());
         e.message = format!(
@@ -563,6 +577,30 @@ mod tests {
         let e = unique_ids(&["Q1".into(), "https://x/incidents/Q2".into()]).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("ids[1]"));
         assert!(unique_ids(&[]).is_err());
+    }
+
+    #[test]
+    fn a_missing_from_is_named_whether_pagerduty_lists_it_or_only_says_it() {
+        let api = |body: &[u8]| pagerduty::Error::Api {
+            api: pagerduty::Api::Rest,
+            status: 400,
+            body: Box::new(pagerduty::ErrorBody::parse(body)),
+            retry_after: None,
+            rate_limit: pagerduty::RateLimit::default(),
+        };
+        for body in [
+            &br#"{"error":{"message":"You must specify a user's email address in the \"From\" header to perform this action","code":2016}}"#[..],
+            br#"{"error":{"message":"Invalid Input Provided","code":2001,"errors":["From header is missing"]}}"#,
+        ] {
+            let e = with_from_hint(OpError::from_pagerduty("creating", &api(body)));
+            assert_eq!(e.field.as_deref(), Some("from"), "{}", e.message);
+            assert!(e.message.contains("--from"), "{}", e.message);
+        }
+        let e = with_from_hint(OpError::from_pagerduty(
+            "creating",
+            &api(br#"{"error":{"message":"Invalid Input Provided","code":2001,"errors":["Title is blank"]}}"#),
+        ));
+        assert_eq!(e.field, None);
     }
 
     #[test]

@@ -106,7 +106,10 @@ pub async fn create(
         ids.push(services::resolve(rest, s).await?.id);
     }
     let window = MaintenanceWindow::new(start, end, w.description.clone(), &ids);
-    rest.create_maintenance_window(&window)
-        .await
-        .map_err(|e| OpError::from_pagerduty("creating the maintenance window", &e))
+    rest.create_maintenance_window(&window).await.map_err(|e| {
+        crate::incidents::with_from_hint(OpError::from_pagerduty(
+            "creating the maintenance window",
+            &e,
+        ))
+    })
 }

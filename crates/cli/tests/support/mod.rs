@@ -12,6 +12,7 @@ use pagerbridge_store::sqlite::SqliteStore;
 use pagerbridge_store::{ListQuery, Store};
 use pagerbridge_testkit::TestPd;
 use serde_json::Value;
+use tokio::io::AsyncWriteExt;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pagerbridge");
 
@@ -163,4 +164,67 @@ pub fn write_config(dir: &Path, pd: &TestPd) -> PathBuf {
     )
     .unwrap();
     config
+}
+
+pub const PD_TOKEN: &str = "emulator-account-token";
+pub const PD_FROM: &str = "ada@example.com";
+
+/// How one run differs from the usual: the emulator's URL, the demo token and Ada as From, all
+/// from the environment.
+#[derive(Default)]
+pub struct PdRun<'a> {
+    pub env: Vec<(&'a str, String)>,
+    pub unset: Vec<&'a str>,
+    pub stdin: Option<String>,
+}
+
+/// Runs an `incident`, `service` or `maintenance` command against `pd` with a clean
+/// environment: the emulator's URL, its demo token and Ada as From, from the environment.
+pub async fn pb_pd(pd: &TestPd, args: &[&str], run: PdRun<'_>) -> Out {
+    let mut cmd = tokio::process::Command::new(BIN);
+    for var in [
+        "PAGERBRIDGE_CONFIG",
+        "PAGERBRIDGE_DATA_DIR",
+        "PAGERBRIDGE_LOG",
+        "PAGERDUTY_API_TOKEN",
+        "PAGERDUTY_FROM",
+        "PAGERDUTY_REST_URL",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("PAGERDUTY_REST_URL", pd.url())
+        .env("PAGERDUTY_API_TOKEN", PD_TOKEN)
+        .env("PAGERDUTY_FROM", PD_FROM);
+    for var in &run.unset {
+        cmd.env_remove(var);
+    }
+    for (k, v) in &run.env {
+        cmd.env(k, v);
+    }
+    cmd.args(args)
+        .stdin(if run.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = run.stdin {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        drop(stdin);
+    }
+    let out = child.wait_with_output().await.unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
 }
