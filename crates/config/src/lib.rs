@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+mod api;
 mod duration;
 mod error;
 mod monitors;
@@ -33,6 +34,7 @@ use pagerbridge_rules::spec::{RoutingSpec, RuleSpec};
 use serde::Deserialize;
 use toml::de::DeTable;
 
+pub use crate::api::{ApiConfig, ApiScope, ApiToken, MIN_TOKEN_LEN};
 pub use crate::duration::Duration;
 pub use crate::error::{ConfigError, Problem};
 pub use crate::monitors::MonitorConfig;
@@ -74,6 +76,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// `[[monitors]]`: where PagerDuty's changes are written back.
     pub monitors: Vec<MonitorConfig>,
+    /// `[api]`: the bearer tokens of the daemon's HTTP API (`/api/v1`).
+    pub api: ApiConfig,
     /// Directory relative paths in the file are relative to: the file's own directory.
     /// Empty for `Config::default()`, meaning the current directory.
     #[serde(skip)]
@@ -187,6 +191,7 @@ impl Config {
         }
         let base_dir = self.base_dir.clone();
         monitors::validate(&mut self.monitors, &base_dir, v);
+        self.api.validate(v);
         match Rules::compile(&self.routing, &self.rules) {
             Ok(rules) => {
                 self.compiled = CompiledRules(Some((

@@ -33,8 +33,8 @@ pub enum Purpose {
     /// The one-shot commands that store events or read the queue (`send`, `event`, `queue`,
     /// `route test`). They run in the monitor's environment, as the monitor's user (a Nagios
     /// notification command), where the daemon's own secrets and files (the REST API token,
-    /// webhook secrets, sources' tokens, monitors' credentials and CA files) are neither
-    /// available nor needed: those are checked for shape only, not read.
+    /// webhook secrets, sources' tokens, monitors' credentials and CA files, the HTTP API's
+    /// tokens) are neither available nor needed: those are checked for shape only, not read.
     Enqueue,
 }
 
@@ -43,6 +43,7 @@ fn daemon_only(field: &str) -> bool {
     field == "pagerduty.api_token"
         || field.starts_with("sync.")
         || field.starts_with("monitors[")
+        || field.starts_with("api.")
         || (field.starts_with("sources[") && field.contains(".auth."))
 }
 

@@ -746,7 +746,13 @@ impl World {
         now: Timestamp,
     ) -> usize {
         let idx = self.incidents.len();
-        let id = new_id('P', 7);
+        // 36^6 ids: among ten thousand incidents two would share one every few dozen runs.
+        let id = loop {
+            let id = new_id('P', 7);
+            if !self.incident_ids.contains_key(&id) {
+                break id;
+            }
+        };
         let number = self.next_number;
         self.next_number += 1;
         let assignee = self.services[service].assignee.map(|u| (now, u));

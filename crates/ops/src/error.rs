@@ -103,7 +103,9 @@ impl OpError {
             message,
             field: None,
             pagerduty_errors: pd_errors,
-            retry_after,
+            // PagerDuty's rate-limit headers come with every answer; a wait only means
+            // something when trying again later is the remedy.
+            retry_after: retry_after.filter(|_| kind == Kind::Unavailable),
         }
     }
 

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api;
 use crate::auth::RouteAuth;
 use crate::dispatch::{self, Dispatcher};
 use crate::relay::{self, Ingest};
@@ -234,6 +235,7 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
             stopped.clone(),
         )));
     }
+    let api = api::Api::new(config, store.clone(), sync_store.clone(), rest.clone());
     let hooks = Arc::new(Webhooks {
         store: sync_store,
         sync,
@@ -260,6 +262,7 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         .with_state(ingest.clone())
         .merge(sources::routes(configured_sources(config)?, rules, ingest))
         .merge(webhooks::routes(hooks))
+        .merge(api::routes(api))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let mut shutdown = stopped;

@@ -1,6 +1,7 @@
 //! The pagerbridge daemon: PagerDuty-compatible relay routes that store events durably, and the
 //! dispatcher that delivers them.
 
+pub mod api;
 pub mod auth;
 pub mod daemon;
 pub mod dispatch;

@@ -78,17 +78,25 @@ fn schema() -> BTreeSet<String> {
     out
 }
 
-/// Sections that are arrays of tables (`[[rules]]`): their fields are documented as
-/// `rules.field`, under a `[[rules]]` heading.
-const ARRAY_SECTIONS: &[&str] = &["rules", "sources", "monitors"];
+/// Sections that are arrays of tables (`[[rules]]`, `[[api.tokens]]`): their fields are
+/// documented as `rules.field`, under a `[[rules]]` heading.
+const ARRAY_SECTIONS: &[&str] = &["rules", "sources", "monitors", "api.tokens"];
+
+/// The array section `table` is, or is inside of: `rules` for `rules.match`.
+fn array_section(table: &str) -> Option<&'static str> {
+    ARRAY_SECTIONS
+        .iter()
+        .copied()
+        .filter(|s| table == *s || table.starts_with(&format!("{s}.")))
+        .max_by_key(|s| s.len())
+}
 
 /// The TOML header that opens `table`: `[a.b]`, or for a table inside an array section,
 /// `[[rules]]` followed by `[rules.match]`.
 fn header(table: &str) -> String {
-    let top = table.split('.').next().unwrap_or(table);
-    if !ARRAY_SECTIONS.contains(&top) {
+    let Some(top) = array_section(table) else {
         return format!("[{table}]\n");
-    }
+    };
     // An entry with its required fields, so that one more field can be set on its own.
     let mut text = format!("[[{top}]]\n");
     if top == "sources" {
@@ -98,6 +106,9 @@ fn header(table: &str) -> String {
         text.push_str(
             "name = \"probe\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsources = [\"x\"]\n",
         );
+    }
+    if top == "api.tokens" {
+        text.push_str("name = \"probe\"\ntoken = \"probe-token-0123456789\"\nscope = \"read\"\n");
     }
     if table != top {
         text.push_str(&format!("[{table}]\n"));
@@ -155,11 +166,9 @@ fn every_field_in_the_code_is_documented_and_vice_versa() {
         );
         // Each section's table sits under its heading.
         let section = row.field.rsplit_once('.').unwrap().0;
-        let top = section.split('.').next().unwrap_or(section);
-        let heading = if ARRAY_SECTIONS.contains(&top) {
-            format!("### `[[{top}]]`")
-        } else {
-            format!("### `[{section}]`")
+        let heading = match array_section(section) {
+            Some(top) => format!("### `[[{top}]]`"),
+            None => format!("### `[{section}]`"),
         };
         assert!(
             doc.contains(&heading),

@@ -24,7 +24,7 @@ fn unknown_section_lists_the_valid_ones() {
     assert_eq!(
         problem("[sever]\nlisten = \"127.0.0.1:9000\"\n"),
         "pagerbridge.toml:1:2: sever: unknown field `sever`, expected one of `server`, `store`, \
-         `pagerduty`, `outbox`, `routing`, `rules`, `sources`, `sync`, `monitors`"
+         `pagerduty`, `outbox`, `routing`, `rules`, `sources`, `sync`, `monitors`, `api`"
     );
 }
 
@@ -415,4 +415,77 @@ fn source_problems_name_their_entry_and_line() {
         );
     }
     assert_eq!(p.len(), expect.len(), "{p:#?}");
+}
+
+#[test]
+fn api_token_problems_name_their_entry_and_line() {
+    let p = problems(
+        "[[api.tokens]]\n\
+         name = \"Grafana\"\n\
+         token = \"short\"\n\
+         scope = \"read\"\n\
+         \n\
+         [[api.tokens]]\n\
+         name = \"bot\"\n\
+         token = \"0123456789abcdef0123\"\n\
+         scope = \"admin\"\n\
+         \n\
+         [[api.tokens]]\n\
+         name = \"bot\"\n\
+         token = \"0123456789abcdef0123\"\n\
+         scope = \"admin\"\n\
+         \n\
+         [[api.tokens]]\n\
+         name = \"spaces\"\n\
+         token = \"0123456789 abcdef0123\"\n\
+         scope = \"read\"\n",
+    );
+    let expect = [
+        "pagerbridge.toml:2:8: api.tokens[0].name: \"Grafana\" must be lowercase letters, digits, - and _",
+        "pagerbridge.toml:3:9: api.tokens[0].token: must be at least 16 characters long",
+        "pagerbridge.toml:12:8: api.tokens[2].name: \"bot\" is the name of another token",
+        "pagerbridge.toml:13:9: api.tokens[2].token: is the token of api.tokens[1] too",
+        "pagerbridge.toml:18:9: api.tokens[3].token: must be printable ASCII without spaces",
+    ];
+    for e in expect {
+        assert!(
+            p.iter().any(|x| x.starts_with(e)),
+            "missing {e:?} in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), expect.len(), "{p:#?}");
+    // The secret's value is never quoted.
+    assert!(!p.iter().any(|x| x.contains("0123456789")), "{p:#?}");
+
+    assert_eq!(
+        problem("[[api.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nscope = \"write\"\n"),
+        "pagerbridge.toml:4:9: api.tokens[0].scope: unknown variant `write`, expected `read` or \
+         `admin`"
+    );
+    assert!(
+        problem("[[api.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\n")
+            .contains("missing field `scope`")
+    );
+}
+
+#[test]
+fn api_tokens_are_the_daemons_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pagerbridge.toml");
+    std::fs::write(
+        &path,
+        "[[api.tokens]]\nname = \"bot\"\ntoken = { env = \"PB_TEST_UNSET_API_TOKEN\" }\n\
+         scope = \"admin\"\n",
+    )
+    .unwrap();
+    let err = Config::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "api.tokens[0].token: environment variable PB_TEST_UNSET_API_TOKEN is not set"
+        ),
+        "{err}"
+    );
+    let config = Config::load_for(&path, pagerbridge_config::Purpose::Enqueue)
+        .expect("one-shot commands do not read the API's tokens");
+    assert_eq!(config.api.tokens[0].token.resolved(), None);
 }
