@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use pagerbridge_config::Config;
-use pagerduty_emulator::seed::{DEMO_API_TOKEN, DEMO_ROUTING_KEY};
+use pagerduty_emulator::seed::{DEMO_API_TOKEN, DEMO_ROUTING_KEY, DEMO_USER_EMAIL};
 use pagerduty_emulator::{Emulator, Seed};
 
 #[derive(clap::Args)]
@@ -84,17 +84,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo's admin token for `/api/v1`: fixed, so that the banner's commands can be pasted;
+/// the demo listens on loopback only.
+const DEMO_ADMIN_TOKEN: &str = "demo-admin-token-change-me";
+
 /// The demo delivers to the emulator; its data lives apart from a real installation's.
 fn demo_config(mut config: Config, emulator: &Emulator, no_file: bool) -> anyhow::Result<Config> {
     let url = emulator.url();
-    let mut text =
-        format!("[pagerduty]\nevents_url = \"{url}\"\nrest_url = \"{url}\"\nproxy = \"none\"\n");
+    // The emulator's account token and user: the way back, the reconciler and the API's
+    // incident routes work in the demo as they would with a real account.
+    let mut text = format!(
+        "[pagerduty]\nevents_url = \"{url}\"\nrest_url = \"{url}\"\nproxy = \"none\"\n\
+         api_token = \"{DEMO_API_TOKEN}\"\nfrom = \"{DEMO_USER_EMAIL}\"\n"
+    );
     if no_file {
         text.push_str(&format!(
             "[server]\ndata_dir = \"pagerbridge-demo\"\n\
              [routing]\ndefault_routing_key = \"{DEMO_ROUTING_KEY}\"\n\
              [[sources]]\nname = \"alertmanager\"\nkind = \"alertmanager\"\n\
-             [[sources]]\nname = \"grafana\"\nkind = \"grafana\"\n"
+             [[sources]]\nname = \"grafana\"\nkind = \"grafana\"\n\
+             [[api.tokens]]\nname = \"demo\"\ntoken = \"{DEMO_ADMIN_TOKEN}\"\nscope = \"admin\"\n"
         ));
     }
     let cwd = std::env::current_dir().context("reading the current directory")?;
@@ -107,6 +116,7 @@ fn demo_config(mut config: Config, emulator: &Emulator, no_file: bool) -> anyhow
         // Sources to try without writing a file: everything goes to the demo service.
         config.routing = demo.routing;
         config.sources = demo.sources;
+        config.api = demo.api;
     }
     Ok(config)
 }
@@ -134,10 +144,19 @@ fn demo_banner(addr: SocketAddr, emulator: &Emulator, sources: bool) -> String {
              \x20   --type PROBLEM --host db2 --service 'Disk /' --state CRITICAL --output 'DISK CRITICAL - 3% free'\n"
         ));
     }
+    if sources {
+        b.push_str(&format!(
+            "\n\
+             pagerbridge's own API (docs/api.md), with the demo's admin token:\n\
+             \x20 curl -sS 'http://{addr}/api/v1/incidents?status=all' -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'\n"
+        ));
+    }
     b.push_str(&format!(
         "\n\
          See the incidents: {emu}/   (or: curl -sS '{emu}/incidents' -H 'Authorization: Token token={DEMO_API_TOKEN}')\n\
          Queue:             pagerbridge queue status --data-dir pagerbridge-demo\n\
+         Incidents from the shell (PagerDuty's REST API, here the emulator's):\n\
+         \x20 pagerbridge incident list --status all --rest-url {emu} --api-token {DEMO_API_TOKEN}\n\
          Simulate an outage (next 5 deliveries fail with 503):\n\
          \x20 curl -sS -X POST {emu}/_emulator/faults -d '{{\"kind\":\"status\",\"status\":503,\"count\":5}}'\n\
          \n\

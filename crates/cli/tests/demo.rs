@@ -151,6 +151,24 @@ fn every_command_the_demo_prints_works() {
     });
     let q = run(queue, tmp.path());
     assert!(q.contains("delivered"), "{q}");
+    // The incident commands and pagerbridge's own API see the same incidents.
+    let list = cmds
+        .iter()
+        .find(|c| c.starts_with("pagerbridge incident list"))
+        .unwrap();
+    let table = run(list, tmp.path());
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("resolved") && l.contains("Disk full on db1")),
+        "{table}"
+    );
+    let api = cmds
+        .iter()
+        .find(|c| c.contains("/api/v1/incidents"))
+        .unwrap();
+    let answer: Value = serde_json::from_str(&run(api, tmp.path())).unwrap();
+    assert_eq!(answer["count"], 3, "{answer}");
     let outage = cmds
         .iter()
         .find(|c| c.contains("/_emulator/faults"))
