@@ -615,7 +615,7 @@ async fn ack_with_an_unknown_id_changes_the_others_and_names_it() {
     let report = out.json();
     assert_eq!(report["updated"][0]["id"], good[0].as_str());
     assert_eq!(report["failed"][0]["id"], "PNOSUCH9");
-    assert_eq!(report["failed"][0]["error"]["kind"], "not_found");
+    assert_eq!(report["failed"][0]["kind"], "not_found");
     assert!(
         out.stderr.contains("no incident PNOSUCH9"),
         "{}",

@@ -26,6 +26,8 @@ pub enum Kind {
 #[error("{message}")]
 pub struct OpError {
     pub kind: Kind,
+    /// `error` in JSON, as the daemon's API names it.
+    #[serde(rename = "error")]
     pub message: String,
     /// The input field at fault, when one is (`title`, `service`, `from`, `ids[3]`...).
     #[serde(skip_serializing_if = "Option::is_none")]

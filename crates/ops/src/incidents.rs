@@ -350,6 +350,8 @@ pub async fn create(rest: &RestClient, body: &Value) -> Result<Incident, OpError
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Failure {
     pub id: String,
+    /// Flat in JSON: `{"id", "error": "<message>", "kind", ...}`, as the API answers.
+    #[serde(flatten)]
     pub error: OpError,
 }
 
