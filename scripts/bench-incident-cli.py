@@ -65,7 +65,8 @@ try:
     lists = []
     for _ in range(runs):
         secs, out = timed(["incident", "list", "--json"])
-        assert len(json.loads(out)) == incidents, "every open incident listed"
+        listed = len(json.loads(out))
+        assert listed == incidents, f"{listed} of {incidents} open incidents listed"
         lists.append(secs)
     ids = "\n".join(i["id"] for i in json.loads(out)).encode()
     print(f"incident list --json, {incidents} incidents: median {statistics.median(lists):.2f} s "

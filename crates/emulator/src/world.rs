@@ -285,11 +285,17 @@ pub fn new_id(prefix: char, len: usize) -> String {
     s
 }
 
-/// REST timestamps are whole seconds, as PagerDuty writes them.
+/// REST timestamps are whole seconds, as PagerDuty writes them. Cut, not rounded: the filters
+/// (`since`, `until`) compare the precise time, and an incident shown at 12:00:05 must be found
+/// by `since=12:00:05` (rounding up 12:00:04.6 would hide it from a walk restarting there).
 pub fn rest_time(t: Timestamp) -> String {
-    t.round(Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| t.to_string())
+    t.round(
+        jiff::TimestampRound::new()
+            .smallest(Unit::Second)
+            .mode(jiff::RoundMode::Trunc),
+    )
+    .map(|t| t.to_string())
+    .unwrap_or_else(|_| t.to_string())
 }
 
 impl World {

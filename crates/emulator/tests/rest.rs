@@ -612,6 +612,42 @@ async fn incidents_walk_goes_past_the_10000_offset_cap() {
     );
 }
 
+/// Incidents created faster than one per second share their `created_at` second, which is all
+/// PagerDuty's REST API shows: the walk past 10,000 restarts inside such a second and must
+/// neither lose nor repeat its incidents.
+#[tokio::test]
+async fn incidents_walk_past_10000_when_thousands_share_a_second() {
+    const N: i64 = 10_250;
+    let pd = TestPd::start().await;
+    // Four seconds, 2,562 or so incidents each, with sub-second times as real arrivals have.
+    let base = Timestamp::now() - SignedDuration::from_mins(5);
+    let mut created = HashSet::new();
+    for i in 0..N {
+        let at = base + SignedDuration::from_millis(i * 4000 / N);
+        created.insert(trigger_at(
+            &pd,
+            DEMO_ROUTING_KEY,
+            &format!("s-{i}"),
+            Severity::Info,
+            at,
+        ));
+    }
+    let walked: Vec<Incident> = pd
+        .rest()
+        .incidents(IncidentQuery {
+            all_dates: true,
+            statuses: vec![IncidentStatus::Triggered, IncidentStatus::Acknowledged],
+            ..IncidentQuery::default()
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    let seen: HashSet<String> = walked.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(seen.len(), walked.len(), "an incident came twice");
+    assert_eq!(walked.len(), N as usize);
+    assert_eq!(seen, created);
+}
+
 // ---------------------------------------------------------------- one incident
 
 #[tokio::test]
