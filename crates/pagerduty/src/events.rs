@@ -18,6 +18,22 @@ pub const MAX_DEDUP_KEY_CHARS: usize = 255;
 /// Integration keys are 32 alphanumeric characters.
 pub const ROUTING_KEY_LEN: usize = 32;
 
+/// A routing key as logs and metrics may show it: its first and last four characters
+/// (`a1b2...8f90`); a key too short for that, its last two. Whoever holds an integration key
+/// can open incidents on its service, so the whole key is never shown.
+pub fn mask_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let n = chars.len();
+    if n >= 12 {
+        let head: String = chars[..4].iter().collect();
+        let tail: String = chars[n - 4..].iter().collect();
+        format!("{head}...{tail}")
+    } else {
+        let tail: String = chars[n.saturating_sub(2)..].iter().collect();
+        format!("...{tail}")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventAction {
@@ -963,5 +979,12 @@ mod tests {
             let _ = validate_change_event(&bytes);
             let _ = validate_v1_event(&bytes);
         }
+    }
+
+    #[test]
+    fn masked_keys_keep_both_ends_only() {
+        assert_eq!(mask_key("a1b2c3d4e5f60718293a4b5c6d7e8f90"), "a1b2...8f90");
+        assert_eq!(mask_key("short"), "...rt");
+        assert_eq!(mask_key(""), "...");
     }
 }

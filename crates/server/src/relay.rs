@@ -21,6 +21,7 @@ use pagerduty::events::{
 use serde_json::{Value, json};
 
 use crate::dispatch::Dispatcher;
+use crate::metrics::{Metrics, Reject, RouteCounters, RouteKind};
 
 /// An event ready for the outbox, and what PagerDuty would answer for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,26 +107,64 @@ fn stored<T: serde::Serialize>(event: &T) -> Vec<u8> {
 pub struct Ingest {
     commit: GroupCommit,
     dispatcher: Dispatcher,
+    metrics: Arc<Metrics>,
+    /// The relay routes' counters, in [`RELAY_ROUTES`]' order.
+    relay: [Arc<RouteCounters>; 3],
 }
 
+/// The relay routes, as their counters name them (`source="relay"`).
+pub const RELAY_ROUTES: [(EventKind, &str); 3] = [
+    (EventKind::EventsV2, "/v2/enqueue"),
+    (EventKind::Change, "/v2/change/enqueue"),
+    (EventKind::EventsV1, "/generic/2010-04-15/create_event.json"),
+];
+
 impl Ingest {
-    pub fn new(commit: GroupCommit, dispatcher: Dispatcher) -> Ingest {
-        Ingest { commit, dispatcher }
+    pub fn new(commit: GroupCommit, dispatcher: Dispatcher, metrics: Arc<Metrics>) -> Ingest {
+        let relay = RELAY_ROUTES.map(|(_, path)| metrics.route("relay", path, RouteKind::Relay));
+        Ingest {
+            commit,
+            dispatcher,
+            metrics,
+            relay,
+        }
+    }
+
+    /// The daemon's metrics, for the routes that store through this.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub async fn store(&self, event: NewEvent) -> Result<i64, StoreError> {
-        let id = self.commit.insert(event).await?;
+        let id = self.committed(self.commit.insert(event).await)?;
         self.dispatcher.wake();
         Ok(id)
     }
 
     /// Stores events in one commit (all or none), then wakes the dispatcher.
     pub async fn store_all(&self, events: Vec<NewEvent>) -> Result<Vec<i64>, StoreError> {
-        let ids = self.commit.insert_all(events).await?;
+        let ids = self.committed(self.commit.insert_all(events).await)?;
         if !ids.is_empty() {
             self.dispatcher.wake();
         }
         Ok(ids)
+    }
+
+    /// Notes whether a commit succeeded, for `/readyz`.
+    fn committed<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &r {
+            Ok(_) => self.metrics.write_ok(),
+            Err(e) => self.metrics.write_failed(e),
+        }
+        r
+    }
+
+    fn relay_counters(&self, kind: EventKind) -> &RouteCounters {
+        let i = RELAY_ROUTES
+            .iter()
+            .position(|(k, _)| *k == kind)
+            .expect("every kind has a relay route");
+        &self.relay[i]
     }
 }
 
@@ -209,20 +248,30 @@ async fn relay(
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
+    let counters = ingest.relay_counters(kind);
+    counters.request();
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     if let Err(r) = check_content_type(content_type) {
+        counters.rejected(Reject::ContentType);
         return refused(kind, &r);
     }
     let bytes = match read_body(body).await {
         Ok(b) => b,
-        Err(r) => return refused(kind, &r),
+        Err(r) => {
+            counters.rejected(match r {
+                Rejection::Invalid(_) => Reject::TooLarge,
+                Rejection::Unrecognized(_) => Reject::Unreadable,
+            });
+            return refused(kind, &r);
+        }
     };
     let prepared = match prepare(kind, &bytes, source, Timestamp::now()) {
         Ok(p) => p,
         Err(r) => {
             tracing::debug!(source, errors = ?r.messages(), "refused an event");
+            counters.rejected(Reject::InvalidEvent);
             return refused(kind, &r);
         }
     };
@@ -235,12 +284,14 @@ async fn relay(
         .unwrap_or("change");
     match ingest.store(prepared.event).await {
         Ok(id) => {
-            tracing::debug!(id, source, %routing_key, %dedup_key, action, "event stored");
+            counters.accepted(1);
+            tracing::debug!(id, source, routing_key = %pagerduty::events::mask_key(&routing_key), %dedup_key, action, "event stored");
             json(prepared.status, &prepared.answer)
         }
         Err(e) => {
+            counters.rejected(Reject::StoreUnavailable);
             // Nothing was stored: a 5xx makes every PagerDuty client send it again later.
-            tracing::error!(error = %e, source, %routing_key, %dedup_key, "cannot store an event; answered 503");
+            tracing::error!(error = %e, source, routing_key = %pagerduty::events::mask_key(&routing_key), %dedup_key, "cannot store an event; answered 503");
             let mut r = json(
                 503,
                 &json!({

@@ -19,6 +19,7 @@ use pagerbridge_store::{EventKind, NewEvent, Origin};
 use serde_json::{Value, json};
 
 use crate::auth::RouteAuth;
+use crate::metrics::{Reject, RouteCounters, RouteKind};
 use crate::relay::Ingest;
 
 /// Largest request a source may post. Monitors batch (Centreon Broker, Alertmanager groups),
@@ -37,6 +38,7 @@ struct Route {
     source: Source,
     rules: Arc<Rules>,
     ingest: Arc<Ingest>,
+    counters: Arc<RouteCounters>,
 }
 
 /// The routes of every source.
@@ -44,10 +46,14 @@ pub fn routes(sources: Vec<Source>, rules: Arc<Rules>, ingest: Arc<Ingest>) -> R
     let mut router = Router::new();
     for source in sources {
         let path = source.path.clone();
+        let counters = ingest
+            .metrics()
+            .route(&source.name, &path, RouteKind::Source);
         let route = Arc::new(Route {
             source,
             rules: rules.clone(),
             ingest: ingest.clone(),
+            counters,
         });
         router = router.route(&path, post(handle).with_state(route));
     }
@@ -137,6 +143,8 @@ pub fn route_all(
 
 async fn handle(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body) -> Response {
     let src = &route.source;
+    let counters = &route.counters;
+    counters.request();
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -149,6 +157,7 @@ async fn handle(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
         .to_ascii_lowercase();
     // Monitors post JSON; Zabbix's HttpRequest and some scripts send no type at all.
     if !(essence.is_empty() || essence == "application/json" || essence.ends_with("+json")) {
+        counters.rejected(Reject::ContentType);
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type",
@@ -156,6 +165,7 @@ async fn handle(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
         );
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        counters.rejected(Reject::TooLarge);
         return refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "",
@@ -166,12 +176,14 @@ async fn handle(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
         && let Err(e) = auth.check(&headers, &bytes)
     {
         tracing::warn!(source = %src.name, error = %e, "refused an unauthenticated request");
+        counters.rejected(Reject::Unauthorized);
         return refuse(StatusCode::UNAUTHORIZED, "", e.to_string());
     }
     let alerts = match src.decoder.decode(&bytes) {
         Ok(a) => a,
         Err(e) => {
             tracing::info!(source = %src.name, error = %e, "refused a payload it cannot decode");
+            counters.rejected(Reject::Undecodable);
             return refuse(StatusCode::BAD_REQUEST, &e.field, e.message);
         }
     };
@@ -180,11 +192,17 @@ async fn handle(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
         match route_all(&route.rules, &alerts, &label, &src.name, Timestamp::now()) {
             Ok(x) => x,
             Err((i, message)) => {
+                counters.rejected(Reject::Unroutable);
                 return refuse(StatusCode::BAD_REQUEST, &format!("alerts[{i}]"), message);
             }
         };
     let stored = events.len();
+    let dropped = summary
+        .iter()
+        .filter(|s| s.get("dropped").is_some())
+        .count();
     if let Err(e) = route.ingest.store_all(events).await {
+        counters.rejected(Reject::StoreUnavailable);
         tracing::error!(source = %src.name, error = %e, "cannot store events; answered 503");
         let mut r = answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -194,6 +212,8 @@ async fn handle(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return r;
     }
+    counters.alerts(alerts.len(), dropped);
+    counters.accepted(stored);
     tracing::debug!(source = %src.name, alerts = alerts.len(), events = stored, "stored");
     answer(
         StatusCode::ACCEPTED,

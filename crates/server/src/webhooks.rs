@@ -17,6 +17,8 @@ use pagerbridge_sync::worker::Sync;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+use crate::metrics::{Hook, HookResult, Metrics};
+
 /// The webhook routes' shared state.
 pub struct Webhooks {
     pub store: Arc<dyn SyncStore>,
@@ -26,6 +28,7 @@ pub struct Webhooks {
     pub v3_path: String,
     /// The legacy route's secret; the route exists only when set.
     pub legacy_secret: Option<String>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub const LEGACY_PREFIX: &str = "/webhooks/pagerduty-v2";
@@ -62,27 +65,41 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 }
 
 async fn v3(State(w): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (response, result) = v3_answer(&w, &headers, &body).await;
+    w.metrics.webhook(Hook::V3, result);
+    response
+}
+
+async fn v3_answer(w: &Webhooks, headers: &HeaderMap, body: &Bytes) -> (Response, HookResult) {
+    let invalid = |r: Response| (r, HookResult::Invalid);
     let signature = headers
         .get("x-pagerduty-signature")
         .and_then(|v| v.to_str().ok());
-    if let Err(e) = pagerduty::webhook::verify(signature, &body, &w.secrets) {
+    if let Err(e) = pagerduty::webhook::verify(signature, body, &w.secrets) {
         tracing::warn!(error = %e, "refused a webhook delivery: bad signature");
-        return refuse(
+        let r = refuse(
             StatusCode::UNAUTHORIZED,
             "X-PagerDuty-Signature",
             e.to_string(),
         );
+        return (r, HookResult::BadSignature);
     }
-    let v: Value = match serde_json::from_slice(&body) {
+    let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, "body", format!("not JSON: {e}")),
+        Err(e) => {
+            return invalid(refuse(
+                StatusCode::BAD_REQUEST,
+                "body",
+                format!("not JSON: {e}"),
+            ));
+        }
     };
     if !v["event"].is_object() {
-        return refuse(
+        return invalid(refuse(
             StatusCode::BAD_REQUEST,
             "event",
             "missing: a Webhooks v3 body is {\"event\": {...}}",
-        );
+        ));
     }
     let id = headers
         .get("x-webhook-id")
@@ -91,26 +108,36 @@ async fn v3(State(w): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes) -> 
         .map(str::to_owned)
         .or_else(|| v["event"]["id"].as_str().map(|s| format!("event:{s}")));
     let Some(id) = id else {
-        return refuse(
+        return invalid(refuse(
             StatusCode::BAD_REQUEST,
             "X-Webhook-Id",
             "missing, and the event has no id to use instead",
-        );
+        ));
     };
     match w
         .store
-        .receive("webhook_v3", &id, &body, Timestamp::now())
+        .receive("webhook_v3", &id, body, Timestamp::now())
         .await
     {
         Ok(Received::New(_)) => {
+            w.metrics.write_ok();
             w.sync.wake();
-            answer(StatusCode::ACCEPTED, json!({"status": "accepted"}))
+            (
+                answer(StatusCode::ACCEPTED, json!({"status": "accepted"})),
+                HookResult::Accepted,
+            )
         }
-        Ok(Received::Duplicate) => answer(
-            StatusCode::OK,
-            json!({"status": "duplicate", "detail": format!("webhook {id} was received before")}),
+        Ok(Received::Duplicate) => (
+            answer(
+                StatusCode::OK,
+                json!({"status": "duplicate", "detail": format!("webhook {id} was received before")}),
+            ),
+            HookResult::Duplicate,
         ),
-        Err(e) => unavailable(e),
+        Err(e) => {
+            w.metrics.write_failed(&e);
+            (unavailable(e), HookResult::Unavailable)
+        }
     }
 }
 
@@ -119,30 +146,44 @@ async fn legacy(
     Path(secret): Path<String>,
     body: Bytes,
 ) -> Response {
+    let (response, result) = legacy_answer(&w, &secret, &body).await;
+    w.metrics.webhook(Hook::V2, result);
+    response
+}
+
+async fn legacy_answer(w: &Webhooks, secret: &str, body: &Bytes) -> (Response, HookResult) {
+    let invalid = |r: Response| (r, HookResult::Invalid);
     let expected = w.legacy_secret.as_deref().unwrap_or_default();
     // Constant time: the secret is the route's only protection.
     if expected.is_empty() || !bool::from(secret.as_bytes().ct_eq(expected.as_bytes())) {
         tracing::warn!("refused a legacy V2 webhook delivery: wrong secret in the URL");
-        return refuse(StatusCode::UNAUTHORIZED, "path", "wrong secret");
+        let r = refuse(StatusCode::UNAUTHORIZED, "path", "wrong secret");
+        return (r, HookResult::BadSignature);
     }
-    let v: Value = match serde_json::from_slice(&body) {
+    let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, "body", format!("not JSON: {e}")),
+        Err(e) => {
+            return invalid(refuse(
+                StatusCode::BAD_REQUEST,
+                "body",
+                format!("not JSON: {e}"),
+            ));
+        }
     };
     let Some(messages) = v["messages"].as_array() else {
-        return refuse(
+        return invalid(refuse(
             StatusCode::BAD_REQUEST,
             "messages",
             "missing: a Generic V2 body is {\"messages\": [...]}",
-        );
+        ));
     };
     for (i, m) in messages.iter().enumerate() {
         if m["id"].as_str().is_none_or(str::is_empty) {
-            return refuse(
+            return invalid(refuse(
                 StatusCode::BAD_REQUEST,
                 &format!("messages[{i}].id"),
                 "missing",
-            );
+            ));
         }
     }
     let mut stored = 0;
@@ -157,14 +198,24 @@ async fn legacy(
             Ok(Received::New(_)) => stored += 1,
             Ok(Received::Duplicate) => {}
             // What was stored stays; PagerDuty's retry stores the rest (duplicates are dropped).
-            Err(e) => return unavailable(e),
+            Err(e) => {
+                w.metrics.write_failed(&e);
+                return (unavailable(e), HookResult::Unavailable);
+            }
         }
     }
     if stored > 0 {
+        w.metrics.write_ok();
         w.sync.wake();
     }
-    answer(
+    let result = if stored == 0 && !messages.is_empty() {
+        HookResult::Duplicate
+    } else {
+        HookResult::Accepted
+    };
+    let r = answer(
         StatusCode::ACCEPTED,
         json!({"status": "accepted", "messages": messages.len(), "new": stored}),
-    )
+    );
+    (r, result)
 }

@@ -13,9 +13,11 @@
 //!
 //! [`writeback`] holds one adapter per monitor; each turns a [`writeback::Change`] into the
 //! monitor's own API call and says whether a failure is worth retrying. [`poller`] fills the
-//! inbox from PagerDuty's REST API for sites PagerDuty cannot reach.
+//! inbox from PagerDuty's REST API for sites PagerDuty cannot reach. [`metrics`] counts what
+//! they all do, for the daemon to expose.
 
 pub mod maintenance;
+pub mod metrics;
 pub mod plan;
 pub mod poller;
 pub mod reconciler;

@@ -150,7 +150,8 @@ impl MaintenanceWatch {
                 }
                 Err(e) => {
                     report.errors += 1;
-                    tracing::warn!(error = %e,
+                    tracing::warn!(status = e.status(), response = e.body().map(ToString::to_string),
+                        error = %e,
                         "cannot read PagerDuty's services (maintenance, disabled); trying again");
                 }
             }

@@ -29,7 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -38,6 +38,8 @@ use pagerduty::client::{MAX_LIMIT, MAX_OFFSET};
 use pagerduty::rest::{LogEntry, LogEntryQuery};
 use pagerduty::{Disposition, Error as PdError, RestClient};
 use serde_json::{Value, json};
+
+use crate::metrics::SyncMetrics;
 
 /// The inbox origin of what the poller stores.
 pub const ORIGIN: &str = "poller";
@@ -92,6 +94,7 @@ pub struct Poller {
     /// the overlap costs neither a store write nor an incident request. Only a shortcut: the
     /// store's external id is what guarantees "once".
     recent: Mutex<HashMap<String, Timestamp>>,
+    metrics: Option<Arc<SyncMetrics>>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -119,7 +122,16 @@ impl Poller {
             page_limit: MAX_LIMIT,
             max_offset: MAX_OFFSET,
             recent: Mutex::new(HashMap::new()),
+            metrics: None,
         }
+    }
+
+    /// Counts each poll, what it stored and when the last one succeeded into `metrics`
+    /// (shared with the daemon).
+    pub fn with_metrics(mut self, metrics: Arc<SyncMetrics>) -> Poller {
+        metrics.poller_enabled();
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Another cursor name: one per PagerDuty account polled into the same store.
@@ -179,6 +191,14 @@ impl Poller {
         store: &dyn SyncStore,
         now: Timestamp,
     ) -> Result<PollReport, PollError> {
+        let result = self.poll(store, now).await;
+        if let Some(m) = &self.metrics {
+            m.poll(now, result.as_ref().ok().map(|r| r.stored));
+        }
+        result
+    }
+
+    async fn poll(&self, store: &dyn SyncStore, now: Timestamp) -> Result<PollReport, PollError> {
         let saved = self.cursor(store).await?;
         let since = match saved {
             Some(c) => c - signed(self.overlap),
@@ -364,6 +384,8 @@ impl Poller {
             tracing::warn!(
                 attempt,
                 wait_ms = wait.as_millis() as u64,
+                status = err.status(),
+                response = err.body().map(ToString::to_string),
                 error = %err,
                 "PagerDuty REST call failed; waiting before trying again"
             );

@@ -11,6 +11,7 @@
 //!
 //! Every repair is logged and counted in the [`Report`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -21,6 +22,8 @@ use pagerduty::RestClient;
 use pagerduty::events::EventAction;
 use pagerduty::rest::{Incident, IncidentQuery, IncidentStatus};
 use serde_json::json;
+
+use crate::metrics::SyncMetrics;
 
 /// The origin of the changes the reconciler feeds to the inbox (parsed like the poller's).
 pub const ORIGIN: &str = "reconciler";
@@ -59,6 +62,7 @@ impl std::fmt::Display for Report {
 pub struct Reconciler {
     rest: RestClient,
     settle: Duration,
+    metrics: Option<Arc<SyncMetrics>>,
 }
 
 impl Reconciler {
@@ -66,7 +70,15 @@ impl Reconciler {
         Reconciler {
             rest,
             settle: SETTLE,
+            metrics: None,
         }
+    }
+
+    /// Counts each pass and its repairs into `metrics` (shared with the daemon).
+    pub fn with_metrics(mut self, metrics: Arc<SyncMetrics>) -> Reconciler {
+        metrics.reconciler_enabled();
+        self.metrics = Some(metrics);
+        self
     }
 
     /// How long a recovery is left to the outbox before its resolve counts as lost.
@@ -77,6 +89,19 @@ impl Reconciler {
 
     /// One pass over the unsettled rows of the map.
     pub async fn reconcile_once(
+        &self,
+        outbox: &dyn Store,
+        store: &dyn SyncStore,
+        now: Timestamp,
+    ) -> Result<Report, pagerbridge_store::StoreError> {
+        let result = self.pass(outbox, store, now).await;
+        if let Some(m) = &self.metrics {
+            m.reconciler_pass(result.as_ref().map_err(|_| ()));
+        }
+        result
+    }
+
+    async fn pass(
         &self,
         outbox: &dyn Store,
         store: &dyn SyncStore,
@@ -93,7 +118,9 @@ impl Reconciler {
                 Ok(None) => {}
                 Err(e) => {
                     report.errors += 1;
-                    tracing::warn!(dedup_key = %row.dedup_key, error = %e,
+                    tracing::warn!(routing_key = %pagerduty::events::mask_key(&row.routing_key),
+                        dedup_key = %row.dedup_key, incident = row.incident_id.as_deref().unwrap_or(""),
+                        status = e.status(), response = e.body().map(ToString::to_string), error = %e,
                         "reconciler: cannot read the incident from PagerDuty");
                 }
             }

@@ -14,6 +14,7 @@ use pagerbridge_store::{
 use pagerduty::RestClient;
 use tokio::sync::{Notify, watch};
 
+use crate::metrics::{SyncMetrics, WritebackResult};
 use crate::plan::{self, MonitorRoute};
 use crate::writeback::{Adapter, Change, Request};
 
@@ -61,6 +62,7 @@ pub struct Sync {
     rest: Option<RestClient>,
     /// Incidents whose alerts were read already (once each; bounded).
     looked_up: std::sync::Mutex<BoundedSet>,
+    metrics: Arc<SyncMetrics>,
 }
 
 /// A set that forgets its oldest members past a size, for "done once" marks that must not
@@ -119,7 +121,17 @@ impl Sync {
             busy: std::sync::Mutex::new(HashSet::new()),
             rest: None,
             looked_up: std::sync::Mutex::new(BoundedSet::default()),
+            metrics: Arc::new(SyncMetrics::default()),
         }
+    }
+
+    /// Counts write-back outcomes per monitor into `metrics` (shared with the daemon).
+    pub fn with_metrics(mut self, metrics: Arc<SyncMetrics>) -> Sync {
+        for m in &self.monitors {
+            metrics.register_monitor(&m.name);
+        }
+        self.metrics = metrics;
+        self
     }
 
     /// With PagerDuty's REST API: an incident's problems are also found by its alerts.
@@ -227,7 +239,9 @@ impl Sync {
                         .lock()
                         .expect("not poisoned")
                         .remove(&change.incident_id);
-                    tracing::warn!(incident = %change.incident_id, error = %e,
+                    tracing::warn!(incident = %change.incident_id,
+                        dedup_key = change.incident_key.as_deref().unwrap_or(""),
+                        status = e.status(), response = e.body().map(ToString::to_string), error = %e,
                         "cannot list the incident's alerts; using its incident key only");
                 }
             }
@@ -334,17 +348,23 @@ impl Sync {
                 },
                 other => other,
             };
+            self.metrics
+                .writeback(&w.monitor, WritebackResult::of(&outcome));
             match &outcome {
                 WritebackOutcome::Done { detail, .. } => {
                     tracing::info!(id = w.id, monitor = %w.monitor, dedup_key = %w.dedup_key,
                         %detail, "written back");
                 }
                 WritebackOutcome::Retry { error, retry_at } => {
-                    tracing::warn!(id = w.id, monitor = %w.monitor, dedup_key = %w.dedup_key,
+                    tracing::warn!(id = w.id, monitor = %w.monitor,
+                        routing_key = %pagerduty::events::mask_key(&w.routing_key),
+                        dedup_key = %w.dedup_key, attempt = w.attempts + 1,
                         %error, %retry_at, "write-back failed; will retry");
                 }
                 WritebackOutcome::Failed { error } => {
-                    tracing::error!(id = w.id, monitor = %w.monitor, dedup_key = %w.dedup_key,
+                    tracing::error!(id = w.id, monitor = %w.monitor,
+                        routing_key = %pagerduty::events::mask_key(&w.routing_key),
+                        dedup_key = %w.dedup_key, attempt = w.attempts + 1,
                         %error, "write-back failed for good");
                 }
             }

@@ -137,15 +137,20 @@ impl Circuit {
 
     /// A request failed (no answer, or a 5xx). `probe`: it was the request `gate` let through as
     /// the probe. Only the probe's failure reopens an open circuit; requests that were already on
-    /// their way when it opened say nothing new about the destination.
-    pub fn failure(&mut self, now: Instant, probe: bool) {
+    /// their way when it opened say nothing new about the destination. Returns whether this
+    /// failure opened (or reopened) the circuit.
+    pub fn failure(&mut self, now: Instant, probe: bool) -> bool {
         self.failures += 1;
         if probe {
             self.probing = false;
             self.cooldown = (self.cooldown * 2).min(self.max);
             self.open_until = Some(now + self.cooldown);
+            true
         } else if self.open_until.is_none() && self.failures >= self.threshold {
             self.open_until = Some(now + self.cooldown);
+            true
+        } else {
+            false
         }
     }
 
@@ -242,10 +247,10 @@ mod tests {
         let base = Duration::from_secs(5);
         let mut c = Circuit::new(3, base, Duration::from_secs(20));
         let t = Instant::now();
-        c.failure(t, false);
-        c.failure(t, false);
+        assert!(!c.failure(t, false));
+        assert!(!c.failure(t, false));
         assert_eq!(c.gate(t), Gate::Closed);
-        c.failure(t, false);
+        assert!(c.failure(t, false), "the third failure opens it");
         assert_eq!(
             c.gate(t + Duration::from_secs(1)),
             Gate::Open { until: t + base }
@@ -256,12 +261,12 @@ mod tests {
             matches!(c.gate(later), Gate::Open { .. }),
             "one probe at a time"
         );
-        c.failure(later, false);
+        assert!(!c.failure(later, false));
         assert!(
             matches!(c.gate(later), Gate::Open { .. }),
             "a straggler's failure does not decide for the probe"
         );
-        c.failure(later, true);
+        assert!(c.failure(later, true), "a failed probe reopens it");
         assert_eq!(
             c.open_until(later),
             Some(later + base * 2),

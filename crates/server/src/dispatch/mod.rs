@@ -22,6 +22,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use self::coalesce::Step;
 use self::limits::{Buckets, Circuit, Gate, backoff};
+use crate::metrics::{Attempt, Metrics, Wait};
 
 /// How the dispatcher behaves; see `docs/configuration.md` (`[outbox]`).
 #[derive(Debug, Clone)]
@@ -75,6 +76,9 @@ pub struct Status {
     pub last_error_at: Option<Timestamp>,
     /// Set while the circuit is open: PagerDuty is failing and nothing is sent until then.
     pub circuit_open_until: Option<Timestamp>,
+    /// Since when PagerDuty's answers have been failures worth retrying (5xx, no answer), if
+    /// its last answer was one; cleared by any answer PagerDuty gives an event (2xx, 4xx).
+    pub pagerduty_failing_since: Option<Timestamp>,
 }
 
 struct Shared {
@@ -85,6 +89,7 @@ struct Shared {
     buckets: Mutex<Buckets>,
     circuit: Mutex<Circuit>,
     status: Mutex<Status>,
+    metrics: Arc<Metrics>,
 }
 
 /// A handle to a running dispatcher.
@@ -100,6 +105,7 @@ impl Dispatcher {
         client: EventsClient,
         settings: Settings,
         owner: String,
+        metrics: Arc<Metrics>,
     ) -> Dispatcher {
         let buckets = Buckets::new(settings.events_per_minute, settings.burst);
         let circuit = Circuit::new(
@@ -116,6 +122,7 @@ impl Dispatcher {
                 buckets: Mutex::new(buckets),
                 circuit: Mutex::new(circuit),
                 status: Mutex::new(Status::default()),
+                metrics,
             }),
             wake: Arc::new(Notify::new()),
         }
@@ -141,12 +148,24 @@ impl Dispatcher {
         s
     }
 
+    /// The daemon's metrics, which the dispatcher counts into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
     /// Runs until `stop` turns true, then lets the lanes in flight finish and records them.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let sh = self.shared.clone();
         sh.status.lock().expect("status lock").running = true;
+        // Not running any more however this ends, a panic included: `/readyz` must say so.
+        let _running = NotRunningOnDrop(sh.clone());
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Record>();
-        let finisher = tokio::spawn(finisher(sh.store.clone(), done_rx, self.wake.clone()));
+        let finisher = tokio::spawn(finisher(
+            sh.store.clone(),
+            done_rx,
+            self.wake.clone(),
+            sh.metrics.clone(),
+        ));
         let slots = Arc::new(Semaphore::new(sh.settings.max_in_flight.max(1)));
         loop {
             if *stop.borrow() {
@@ -236,7 +255,16 @@ impl Dispatcher {
         .await;
         drop(done_tx);
         let _ = finisher.await;
-        sh.status.lock().expect("status lock").running = false;
+    }
+}
+
+struct NotRunningOnDrop(Arc<Shared>);
+
+impl Drop for NotRunningOnDrop {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.status.lock() {
+            s.running = false;
+        }
     }
 }
 
@@ -259,6 +287,7 @@ async fn finisher(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Record>,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 ) {
     let mut batch: Vec<Record> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -273,8 +302,12 @@ async fn finisher(
         let mut delay = Duration::from_millis(100);
         loop {
             match store.finish(&results).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    metrics.write_ok();
+                    break;
+                }
                 Err(e) => {
+                    metrics.write_failed(&e);
                     tracing::error!(error = %e, lanes = results.len(), "cannot record deliveries; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
@@ -335,6 +368,7 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
                     at: Timestamp::now(),
                 });
                 sh.status.lock().expect("status lock").coalesced += 1;
+                sh.metrics.dispatch().coalesced();
                 continue;
             }
             Step::Send(i) => i,
@@ -360,14 +394,22 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
             if gate == Gate::Probe {
                 sh.circuit.lock().expect("circuit lock").probe_abandoned();
             }
+            sh.metrics
+                .dispatch()
+                .waited(Wait::TokenBucket, until.saturating_duration_since(now));
             retry_at = Some(later(until));
             break;
         }
+        let started = Instant::now();
         let result = send(&sh.client, ev).await;
+        let took = started.elapsed();
         let at = Timestamp::now();
+        let m = sh.metrics.dispatch();
         match result {
             Ok((status, response)) => {
                 sh.circuit.lock().expect("circuit lock").success();
+                m.attempt(Attempt::Delivered, took);
+                m.delivered(since(ev.received_at, at));
                 outcomes.push(Outcome::Delivered {
                     id: ev.id,
                     status,
@@ -377,6 +419,7 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
                 let mut st = sh.status.lock().expect("status lock");
                 st.delivered += 1;
                 st.last_delivery_at = Some(at);
+                st.pagerduty_failing_since = None;
             }
             // PagerDuty took it (2xx) but its answer was not what the API documents: sending it
             // again could duplicate it, so it counts as delivered, with the answer kept.
@@ -386,20 +429,31 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
                 detail,
             }) if (200..300).contains(&status) => {
                 sh.circuit.lock().expect("circuit lock").success();
-                tracing::warn!(id = ev.id, status, %detail, "PagerDuty accepted an event with an unexpected answer");
+                m.attempt(Attempt::Delivered, took);
+                m.delivered(since(ev.received_at, at));
+                tracing::warn!(id = ev.id, routing_key = %pagerduty::events::mask_key(&claim.routing_key),
+                    dedup_key = ev.dedup_key.as_deref().unwrap_or(""), attempt = ev.attempts + 1,
+                    status, response = %body, %detail, "PagerDuty accepted an event with an unexpected answer");
                 outcomes.push(Outcome::Delivered {
                     id: ev.id,
                     status,
                     response: body,
                     at,
                 });
-                sh.status.lock().expect("status lock").delivered += 1;
+                let mut st = sh.status.lock().expect("status lock");
+                st.delivered += 1;
+                st.last_delivery_at = Some(at);
+                st.pagerduty_failing_since = None;
             }
             Err(e) => match e.disposition() {
                 Disposition::Success | Disposition::Final => {
                     sh.circuit.lock().expect("circuit lock").success();
-                    tracing::warn!(
-                        id = ev.id, routing_key = %claim.routing_key, dedup_key = ev.dedup_key.as_deref().unwrap_or(""),
+                    m.attempt(Attempt::Rejected, took);
+                    m.dead_letter(e.status());
+                    tracing::error!(
+                        id = ev.id, routing_key = %pagerduty::events::mask_key(&claim.routing_key),
+                        dedup_key = ev.dedup_key.as_deref().unwrap_or(""), attempt = ev.attempts + 1,
+                        status = e.status(), response = e.body().map(ToString::to_string),
                         error = %e, "PagerDuty refused an event; kept as a dead letter"
                     );
                     outcomes.push(Outcome::Dead {
@@ -412,13 +466,14 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
                     st.dead += 1;
                     st.last_error = Some(e.to_string());
                     st.last_error_at = Some(at);
+                    st.pagerduty_failing_since = None;
                 }
                 Disposition::Retry { after } => {
                     let attempt = ev.attempts + 1;
                     let delay = backoff(attempt, s.initial_delay, s.max_delay, after);
-                    if e.status() == Some(429)
-                        || (e.status() == Some(403) && ev.kind.api() == pagerduty::Api::EventsV1)
-                    {
+                    let throttled = e.status() == Some(429)
+                        || (e.status() == Some(403) && ev.kind.api() == pagerduty::Api::EventsV1);
+                    if throttled {
                         // Throttled: the whole routing key waits, not only this lane.
                         sh.buckets
                             .lock()
@@ -427,15 +482,33 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
                         if gate == Gate::Probe {
                             sh.circuit.lock().expect("circuit lock").probe_abandoned();
                         }
+                        m.attempt(Attempt::Throttled, took);
+                        m.waited(Wait::PagerDuty, delay);
                     } else {
-                        sh.circuit
+                        let opened = sh
+                            .circuit
                             .lock()
                             .expect("circuit lock")
                             .failure(Instant::now(), gate == Gate::Probe);
+                        if opened {
+                            m.circuit_opened();
+                        }
+                        m.attempt(
+                            match e.status() {
+                                Some(500..=599) => Attempt::ServerError,
+                                Some(_) => Attempt::OtherError,
+                                None => Attempt::TransportError,
+                            },
+                            took,
+                        );
                     }
-                    tracing::info!(
-                        id = ev.id, routing_key = %claim.routing_key, dedup_key = ev.dedup_key.as_deref().unwrap_or(""),
-                        attempt, retry_in_ms = delay.as_millis() as u64, error = %e, "delivery failed; will retry"
+                    // A warning, throttling included: pagerbridge's own rate limit is meant to
+                    // keep PagerDuty's the exception.
+                    tracing::warn!(
+                        id = ev.id, routing_key = %pagerduty::events::mask_key(&claim.routing_key),
+                        dedup_key = ev.dedup_key.as_deref().unwrap_or(""), attempt,
+                        status = e.status(), response = e.body().map(ToString::to_string),
+                        retry_in_ms = delay.as_millis() as u64, error = %e, "delivery failed; will retry"
                     );
                     outcomes.push(Outcome::Failed {
                         id: ev.id,
@@ -448,6 +521,12 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
                     st.failed_attempts += 1;
                     st.last_error = Some(e.to_string());
                     st.last_error_at = Some(at);
+                    if throttled {
+                        // PagerDuty answered: it is there, only busy with this key.
+                        st.pagerduty_failing_since = None;
+                    } else {
+                        st.pagerduty_failing_since.get_or_insert(at);
+                    }
                     break;
                 }
             },
@@ -476,6 +555,11 @@ async fn send(client: &EventsClient, ev: &EventRecord) -> Result<(u16, String), 
         .send_raw(ev.kind.api(), Bytes::from(ev.body.clone()))
         .await?;
     Ok((a.status, serde_json::to_string(&a.body).unwrap_or_default()))
+}
+
+/// The time from `from` to `to` (zero if the clock went back).
+fn since(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or_default()
 }
 
 /// An `Instant` in the future as a wall-clock time for the store.
