@@ -206,6 +206,9 @@ impl Store for Counting {
     async fn stats(&self) -> pagerbridge_store::Result<QueueStats> {
         self.inner.stats().await
     }
+    async fn delivered_since(&self, since: Timestamp) -> pagerbridge_store::Result<u64> {
+        self.inner.delivered_since(since).await
+    }
     async fn list(&self, q: &ListQuery) -> pagerbridge_store::Result<Vec<EventRecord>> {
         self.inner.list(q).await
     }

@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             coalesced_events_name_the_event_that_superseded_them,
             next_due_is_the_earliest_unclaimed_lane,
             stats_count_states_and_describe_each_routing_key,
+            delivered_since_counts_by_when_pagerduty_accepted,
             list_filters_and_pages_newest_first,
             retry_puts_dead_letters_back_in_their_lane,
             dropped_events_leave_the_queue_and_late_outcomes_are_ignored,
@@ -488,6 +489,75 @@ pub async fn stats_count_states_and_describe_each_routing_key(s: Arc<dyn Store>)
         (1, 1, Some(t + secs(3)))
     );
     assert_eq!(st.by_routing_key[0].routing_key, RK, "deepest queue first");
+}
+
+pub async fn delivered_since_counts_by_when_pagerduty_accepted(s: Arc<dyn Store>) {
+    let t = t0();
+    assert_eq!(s.delivered_since(t - secs(3600)).await.unwrap(), 0);
+    // Received long ago, accepted at t, t+60 and t+120; one refused, one still pending.
+    let old = t - secs(86_400);
+    let ids = s
+        .insert(&[
+            trig("a", old, 1),
+            trig("b", old, 2),
+            trig("c", old, 3),
+            trig("d", old, 4),
+            trig("e", old, 5),
+        ])
+        .await
+        .unwrap();
+    let c = s.claim("w1", 10, 10, LEASE, t).await.unwrap();
+    let lane_of = |id: i64| {
+        c.iter()
+            .find(|c| c.events[0].id == id)
+            .unwrap()
+            .lane
+            .clone()
+    };
+    let dead = Outcome::Dead {
+        id: ids[3],
+        status: Some(400),
+        error: "invalid".into(),
+        at: t + secs(120),
+    };
+    s.finish(&[
+        done(&lane_of(ids[0]), vec![delivered(ids[0], t)], None),
+        done(
+            &lane_of(ids[1]),
+            vec![delivered(ids[1], t + secs(60))],
+            None,
+        ),
+        done(
+            &lane_of(ids[2]),
+            vec![delivered(ids[2], t + secs(120))],
+            None,
+        ),
+        done(&lane_of(ids[3]), vec![dead], None),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.delivered_since(old).await.unwrap(),
+        3,
+        "by acceptance, not arrival"
+    );
+    assert_eq!(s.delivered_since(t).await.unwrap(), 3, "inclusive");
+    assert_eq!(s.delivered_since(t + secs(1)).await.unwrap(), 2);
+    assert_eq!(s.delivered_since(t + secs(120)).await.unwrap(), 1);
+    assert_eq!(s.delivered_since(t + secs(121)).await.unwrap(), 0);
+    // A retried dead letter counts once PagerDuty accepts it, at that time.
+    assert_eq!(s.retry(&[ids[3]], t + secs(130)).await.unwrap(), 1);
+    let c = s.claim("w1", 10, 10, LEASE, t + secs(130)).await.unwrap();
+    let lane = c.iter().find(|c| c.events[0].id == ids[3]).unwrap();
+    s.finish(&[done(
+        &lane.lane,
+        vec![delivered(ids[3], t + secs(140))],
+        None,
+    )])
+    .await
+    .unwrap();
+    assert_eq!(s.delivered_since(t + secs(121)).await.unwrap(), 1);
+    assert_eq!(s.delivered_since(t).await.unwrap(), 4);
 }
 
 pub async fn list_filters_and_pages_newest_first(s: Arc<dyn Store>) {

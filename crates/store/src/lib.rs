@@ -332,6 +332,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn stats(&self) -> Result<QueueStats>;
 
+    /// How many events PagerDuty accepted at or after `since` (by when it accepted them, not
+    /// when they arrived): the delivery rate an operator reads.
+    async fn delivered_since(&self, since: Timestamp) -> Result<u64>;
+
     /// Newest first.
     async fn list(&self, query: &ListQuery) -> Result<Vec<EventRecord>>;
 

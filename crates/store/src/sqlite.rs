@@ -731,6 +731,18 @@ impl Store for SqliteStore {
         Ok(s)
     }
 
+    async fn delivered_since(&self, since: Timestamp) -> Result<u64> {
+        // `events_finished (finished_at, state)` covers it: a range scan, not a table scan.
+        let n = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM events WHERE finished_at >= ?1 AND state = 'delivered'",
+        )
+        .bind(ms(since))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
     async fn list(&self, q: &ListQuery) -> Result<Vec<EventRecord>> {
         let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
             "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN lanes l ON l.lane = e.lane WHERE 1 = 1"

@@ -177,6 +177,12 @@ impl Api {
             .ok_or_else(|| {
                 unauthorized("missing Authorization: Bearer <token> (a token of [[api.tokens]])")
             })?;
+        self.token(given)
+            .ok_or_else(|| unauthorized("the bearer token is not one of [[api.tokens]]"))
+    }
+
+    /// The configured token `given` is, compared with every one in constant time.
+    fn token(&self, given: &str) -> Option<&Token> {
         let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         // Every token is compared, so the time taken does not say which one came close.
         let mut found = None;
@@ -185,7 +191,19 @@ impl Api {
                 found = Some(t);
             }
         }
-        found.ok_or_else(|| unauthorized("the bearer token is not one of [[api.tokens]]"))
+        found
+    }
+
+    /// Whether `[[api.tokens]]` lists any token (without one, the API is off).
+    pub(crate) fn has_tokens(&self) -> bool {
+        !self.0.tokens.is_empty()
+    }
+
+    /// The name and scope of the configured token `given`, checked as the API checks a bearer
+    /// token; for callers outside the API that take a token another way (the status page's
+    /// replay form).
+    pub(crate) fn check_token(&self, given: &str) -> Option<(&str, ApiScope)> {
+        self.token(given).map(|t| (t.name.as_str(), t.scope))
     }
 }
 
