@@ -29,9 +29,24 @@ against a built-in PagerDuty emulator."
 )]
 struct Cli {
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as
-    /// `pagerduty_emulator=debug`).
-    #[arg(long, global = true, env = "PAGERBRIDGE_LOG", default_value = "info")]
-    log_level: String,
+    /// `pagerduty_emulator=debug`). Default: `log.level` of `serve`'s configuration, else info.
+    #[arg(long, global = true, env = "PAGERBRIDGE_LOG", value_name = "LEVEL")]
+    log_level: Option<String>,
+
+    /// Log format: `text` (lines for people) or `json` (one object per line, for log
+    /// collectors). Default: `log.format` of `serve`'s configuration, else text.
+    #[arg(
+        long,
+        global = true,
+        env = "PAGERBRIDGE_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    log_format: Option<pagerbridge_config::LogFormat>,
+
+    /// Append the log to FILE instead of writing it to standard error (relative to the current
+    /// directory). Default: `log.file` of `serve`'s configuration. `serve` reopens it on SIGHUP.
+    #[arg(long, global = true, value_name = "FILE")]
+    log_file: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -75,12 +90,32 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(&cli.log_level) {
-        eprintln!("pagerbridge: {e:#}");
-        return std::process::ExitCode::from(2);
-    }
+    let flags = logging::Flags {
+        level: cli.log_level,
+        format: cli.log_format,
+        file: cli.log_file,
+    };
+    // `serve` reads its configuration before logging starts: its `[log]` section says how.
+    let (command, config) = match cli.command {
+        Command::Serve(args) => match serve::load_config(&args) {
+            Ok(config) => (Command::Serve(args), Some(config)),
+            Err(e) => {
+                eprintln!("pagerbridge: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        command => (command, None),
+    };
+    let log = match logging::init(&flags.settings(config.as_ref().map(|c| (&c.log, c.log_file()))))
+    {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("pagerbridge: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     // Short-lived commands: a current-thread runtime of their own, and their own exit codes.
-    let command = match cli.command {
+    let command = match command {
         Command::Event(args) => return event::main(*args),
         Command::Queue(args) => return queue::main(args),
         Command::Send(args) => return send::main(*args),
@@ -105,7 +140,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(args, config.unwrap_or_default(), log).await,
             Command::Emulator(args) => emulator::run(args).await,
             Command::Event(_)
             | Command::Queue(_)

@@ -35,11 +35,21 @@ pub struct Args {
     listen: Option<SocketAddr>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = match &args.config {
+/// The configuration `serve` runs with: read before logging starts, as its `[log]` section
+/// says how to log.
+pub fn load_config(args: &Args) -> anyhow::Result<Config> {
+    Ok(match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
-    };
+    })
+}
+
+pub async fn run(
+    args: Args,
+    mut config: Config,
+    log: crate::logging::Handle,
+) -> anyhow::Result<()> {
+    tokio::spawn(crate::logging::reopen_on_hangup(log));
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
@@ -155,6 +165,9 @@ fn demo_banner(addr: SocketAddr, emulator: &Emulator, sources: bool) -> String {
         "\n\
          See the incidents: {emu}/   (or: curl -sS '{emu}/incidents' -H 'Authorization: Token token={DEMO_API_TOKEN}')\n\
          Queue:             pagerbridge queue status --data-dir pagerbridge-demo\n\
+         Status page:       http://{addr}/   (Prometheus metrics: http://{addr}/metrics)\n\
+         Ready for traffic? (store writable, dispatcher running, PagerDuty reachable or in backoff):\n\
+         \x20 curl -sS http://{addr}/readyz\n\
          Incidents from the shell (PagerDuty's REST API, here the emulator's):\n\
          \x20 pagerbridge incident list --status all --rest-url {emu} --api-token {DEMO_API_TOKEN}\n\
          Simulate an outage (next 5 deliveries fail with 503):\n\

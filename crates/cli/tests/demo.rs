@@ -163,6 +163,9 @@ fn every_command_the_demo_prints_works() {
             .any(|l| l.contains("resolved") && l.contains("Disk full on db1")),
         "{table}"
     );
+    let ready = cmds.iter().find(|c| c.contains("/readyz")).unwrap();
+    let answer: Value = serde_json::from_str(&run(ready, tmp.path())).unwrap();
+    assert_eq!(answer["status"], "ready", "{answer}");
     let api = cmds
         .iter()
         .find(|c| c.contains("/api/v1/incidents"))

@@ -16,10 +16,12 @@
 mod api;
 mod duration;
 mod error;
+mod log;
 mod monitors;
 mod outbox;
 mod pagerduty;
 mod secret;
+mod self_alert;
 mod server;
 mod sources;
 mod store;
@@ -37,10 +39,12 @@ use toml::de::DeTable;
 pub use crate::api::{ApiConfig, ApiScope, ApiToken, MIN_TOKEN_LEN};
 pub use crate::duration::Duration;
 pub use crate::error::{ConfigError, Problem};
+pub use crate::log::{DEFAULT_LOG_LEVEL, LogConfig, LogFormat, check_level};
 pub use crate::monitors::MonitorConfig;
 pub use crate::outbox::{CircuitConfig, MAX_IN_FLIGHT, OutboxConfig, RateLimitConfig, RetryConfig};
 pub use crate::pagerduty::{Email, HttpUrl, PagerDutyConfig, Proxy, Region};
 pub use crate::secret::{Secret, SecretSource};
+pub use crate::self_alert::SelfAlertConfig;
 pub use crate::server::ServerConfig;
 pub use crate::sources::{AuthConfig, HmacConfig, SourceConfig};
 pub use crate::store::{StoreConfig, StoreUrl};
@@ -78,6 +82,10 @@ pub struct Config {
     pub monitors: Vec<MonitorConfig>,
     /// `[api]`: the bearer tokens of the daemon's HTTP API (`/api/v1`).
     pub api: ApiConfig,
+    /// `[log]`: level, format and file of the daemon's log.
+    pub log: LogConfig,
+    /// `[self_alert]`: pagerbridge's own incident when its outbox is stuck.
+    pub self_alert: SelfAlertConfig,
     /// Directory relative paths in the file are relative to: the file's own directory.
     /// Empty for `Config::default()`, meaning the current directory.
     #[serde(skip)]
@@ -192,6 +200,8 @@ impl Config {
         let base_dir = self.base_dir.clone();
         monitors::validate(&mut self.monitors, &base_dir, v);
         self.api.validate(v);
+        self.log.validate(v);
+        self.self_alert.validate(v);
         match Rules::compile(&self.routing, &self.rules) {
             Ok(rules) => {
                 self.compiled = CompiledRules(Some((
@@ -230,6 +240,11 @@ impl Config {
     /// `server.data_dir`, absolute.
     pub fn data_dir(&self) -> PathBuf {
         absolute(&self.base_dir, &self.server.data_dir)
+    }
+
+    /// `log.file`, absolute; `None` when the log goes to standard error.
+    pub fn log_file(&self) -> Option<PathBuf> {
+        self.log.file.as_ref().map(|f| absolute(&self.base_dir, f))
     }
 
     /// The SQLite database file: `store.url`'s path, or `pagerbridge.db` in the data

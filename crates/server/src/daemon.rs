@@ -29,8 +29,11 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::auth::RouteAuth;
 use crate::dispatch::{self, Dispatcher};
+use crate::health::{self, Readiness};
+use crate::metrics::{self, Metrics};
 use crate::relay::{self, Ingest};
 use crate::sources::{self, Source};
+use crate::status_page::{self, StatusPage};
 use crate::webhooks::{self, Webhooks};
 
 /// Events of one commit at most: enough to amortise an `fsync` over many requests, few enough
@@ -162,9 +165,16 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         })?;
     let client = EventsClient::new(&config.pagerduty.client_config())?;
     let owner = format!("pagerbridge-{}", std::process::id());
-    let dispatcher = Dispatcher::new(store.clone(), client, dispatch_settings(config), owner);
+    let metrics = Arc::new(Metrics::new());
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        client,
+        dispatch_settings(config),
+        owner,
+        metrics.clone(),
+    );
     let commit = GroupCommit::start(store.clone(), MAX_COMMIT_BATCH);
-    let ingest = Arc::new(Ingest::new(commit, dispatcher.clone()));
+    let ingest = Arc::new(Ingest::new(commit, dispatcher.clone(), metrics.clone()));
     let (stop, stopped) = watch::channel(false);
 
     let mut tasks = vec![tokio::spawn(dispatcher.clone().run(stopped.clone()))];
@@ -173,6 +183,17 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         config.outbox.retention.get(),
         stopped.clone(),
     )));
+    // Its own client: the self-alert must not queue behind what it reports.
+    if let Some(settings) = crate::self_alert::Settings::from_config(config) {
+        let client = EventsClient::new(&config.pagerduty.client_config())?;
+        let outbox: Arc<dyn Store> = store.clone();
+        tasks.push(tokio::spawn(crate::self_alert::run(
+            settings,
+            outbox,
+            client,
+            stopped.clone(),
+        )));
+    }
 
     // One REST client (one connection pool) for every part of the way back that reads
     // PagerDuty's REST API; none without an API token.
@@ -183,14 +204,17 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         .map(|t| pagerduty::RestClient::new(&config.pagerduty.client_config(), t.expose()))
         .transpose()?;
     let sync_store: Arc<dyn SyncStore> = store.clone();
-    let sync = Arc::new(configured_sync(config, sync_store.clone(), rest.clone())?);
+    let sync = Arc::new(
+        configured_sync(config, sync_store.clone(), rest.clone())?.with_metrics(metrics.sync()),
+    );
     tasks.push(tokio::spawn(sync.clone().run(stopped.clone())));
     match (&rest, config.sync.reconciler.enabled) {
         (Some(rest), true) => {
             let every = config.sync.reconciler.interval.get();
             // A recovery younger than one pass (at most two minutes) may still be on its way.
-            let reconciler =
-                Reconciler::new(rest.clone()).with_settle(every.min(Duration::from_secs(120)));
+            let reconciler = Reconciler::new(rest.clone())
+                .with_settle(every.min(Duration::from_secs(120)))
+                .with_metrics(metrics.sync());
             let outbox: Arc<dyn Store> = store.clone();
             tasks.push(tokio::spawn(reconcile_loop(
                 reconciler,
@@ -226,7 +250,8 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
     }
     // Loading refused `sync.poller.enabled` without an API token.
     if let (true, Some(rest)) = (config.sync.poller.enabled, &rest) {
-        let poller = Poller::new(rest.clone(), config.sync.poller.lookback.get());
+        let poller = Poller::new(rest.clone(), config.sync.poller.lookback.get())
+            .with_metrics(metrics.sync());
         tasks.push(tokio::spawn(poll_loop(
             poller,
             sync_store.clone(),
@@ -236,6 +261,13 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         )));
     }
     let api = api::Api::new(config, store.clone(), sync_store.clone(), rest.clone());
+    let page = StatusPage::new(
+        config,
+        store.clone(),
+        sync_store.clone(),
+        api.clone(),
+        dispatcher.clone(),
+    );
     let hooks = Arc::new(Webhooks {
         store: sync_store,
         sync,
@@ -253,6 +285,7 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
             .legacy_secret
             .as_ref()
             .map(|s| s.expose().to_owned()),
+        metrics: metrics.clone(),
     });
 
     let rules = config.compiled_rules();
@@ -260,9 +293,20 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         .merge(relay::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(ingest.clone())
+        .merge(health::routes(Readiness::new(
+            store.clone(),
+            dispatcher.clone(),
+            metrics.clone(),
+        )))
+        .merge(metrics::routes(
+            metrics.clone(),
+            store.clone(),
+            dispatcher.clone(),
+        ))
         .merge(sources::routes(configured_sources(config)?, rules, ingest))
         .merge(webhooks::routes(hooks))
         .merge(api::routes(api))
+        .merge(status_page::routes(page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let mut shutdown = stopped;

@@ -5,8 +5,12 @@ pub mod api;
 pub mod auth;
 pub mod daemon;
 pub mod dispatch;
+pub mod health;
+pub mod metrics;
 pub mod relay;
+pub mod self_alert;
 pub mod sources;
+pub mod status_page;
 pub mod webhooks;
 
 pub use daemon::{DaemonError, Running, start};

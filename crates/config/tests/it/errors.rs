@@ -24,7 +24,8 @@ fn unknown_section_lists_the_valid_ones() {
     assert_eq!(
         problem("[sever]\nlisten = \"127.0.0.1:9000\"\n"),
         "pagerbridge.toml:1:2: sever: unknown field `sever`, expected one of `server`, `store`, \
-         `pagerduty`, `outbox`, `routing`, `rules`, `sources`, `sync`, `monitors`, `api`"
+         `pagerduty`, `outbox`, `routing`, `rules`, `sources`, `sync`, `monitors`, `api`, `log`, \
+         `self_alert`"
     );
 }
 
@@ -488,4 +489,32 @@ fn api_tokens_are_the_daemons_secrets() {
     let config = Config::load_for(&path, pagerbridge_config::Purpose::Enqueue)
         .expect("one-shot commands do not read the API's tokens");
     assert_eq!(config.api.tokens[0].token.resolved(), None);
+}
+
+#[test]
+fn log_and_self_alert_problems_name_their_field() {
+    assert_eq!(
+        problem("[log]\nlevel = \"inf\"\n"),
+        "pagerbridge.toml:2:9: log.level: \"inf\" is not a level (error, warn, info, debug, \
+         trace, off) or `target=level`"
+    );
+    assert_eq!(
+        problem("[log]\nformat = \"xml\"\n"),
+        "pagerbridge.toml:2:10: log.format: unknown variant `xml`, expected `text` or `json`"
+    );
+    // The key itself is not repeated: integration keys are half secret.
+    let p = problem("[self_alert]\nrouting_key = \"secret-ish-but-too-short\"\n");
+    assert_eq!(
+        p,
+        "pagerbridge.toml:2:15: self_alert.routing_key: is not a PagerDuty integration key \
+         (32 letters and digits)"
+    );
+    assert_eq!(
+        problems(
+            "[self_alert]\nrouting_key = \"5f4e3d2c1b0a49382716a5b4c3d2e1f0\"\nmax_age = \"0s\"\n\
+             check_interval = \"500ms\"\ndedup_key = \" \"\n"
+        )
+        .len(),
+        3
+    );
 }

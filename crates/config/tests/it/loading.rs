@@ -290,3 +290,38 @@ fn port_zero_is_allowed_for_tests() {
     let config = parse("[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
     assert_eq!(config.server.listen.port(), 0);
 }
+
+#[test]
+fn log_and_self_alert_sections() {
+    use pagerbridge_config::LogFormat;
+    let config = parse(
+        "[log]\nlevel = \"debug,sqlx=warn\"\nformat = \"json\"\nfile = \"log/pagerbridge.log\"\n\
+         [self_alert]\nrouting_key = \"5f4e3d2c1b0a49382716a5b4c3d2e1f0\"\nmax_age = \"2m\"\n\
+         on_dead_letters = false\ncheck_interval = \"10s\"\ndedup_key = \"pb/prod\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.log.level, "debug,sqlx=warn");
+    assert_eq!(config.log.format, LogFormat::Json);
+    // Relative to the configuration file's directory, like every path in it.
+    assert_eq!(
+        config.log_file().unwrap(),
+        Path::new("/srv/pagerbridge/log/pagerbridge.log")
+    );
+    let s = &config.self_alert;
+    assert!(s.enabled());
+    assert_eq!(s.max_age.get(), Duration::from_secs(120));
+    assert!(!s.on_dead_letters);
+    assert_eq!(s.check_interval.get(), Duration::from_secs(10));
+    assert_eq!(s.dedup_key.as_deref(), Some("pb/prod"));
+
+    let defaults = parse("").unwrap();
+    assert_eq!(defaults.log_file(), None);
+    assert!(!defaults.self_alert.enabled());
+    assert_eq!(
+        parse("[log]\nfile = \"/var/log/pb.log\"\n")
+            .unwrap()
+            .log_file()
+            .unwrap(),
+        Path::new("/var/log/pb.log")
+    );
+}
