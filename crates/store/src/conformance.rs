@@ -14,11 +14,19 @@ use crate::group_commit::GroupCommit;
 use crate::{EventKind, LaneResult, ListQuery, NewEvent, Outcome, State, Store};
 
 /// Generates one `#[tokio::test]` per conformance check for the store made by `$make` (an
-/// expression evaluating to a future of `Arc<dyn Store>`).
+/// expression evaluating to a future of `Arc<dyn Store>`). With `optional`, `$make` gives an
+/// `Option` of it, and a check given `None` (a backend not available here, which `$make` has
+/// reported) returns without checking anything.
 #[macro_export]
 macro_rules! conformance_tests {
+    (optional $make:expr) => {
+        $crate::conformance_tests!(@checks @optional $make);
+    };
     ($make:expr) => {
-        $crate::conformance_tests!(@each $make;
+        $crate::conformance_tests!(@checks @each $make);
+    };
+    (@checks @$how:ident $make:expr) => {
+        $crate::conformance_tests!(@$how $make;
             inserted_events_read_back_as_written,
             ids_increase_in_insert_order,
             a_lane_is_claimed_head_first_with_its_backlog_in_order,
@@ -48,6 +56,18 @@ macro_rules! conformance_tests {
             async fn $name() {
                 let store: ::std::sync::Arc<dyn $crate::Store> = $make.await;
                 $crate::conformance::$name(store).await;
+            }
+        )*
+    };
+    (@optional $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store: ::std::option::Option<::std::sync::Arc<dyn $crate::Store>> =
+                    $make.await;
+                if let ::std::option::Option::Some(store) = store {
+                    $crate::conformance::$name(store).await;
+                }
             }
         )*
     };

@@ -1,7 +1,8 @@
 //! The outbox: every event pagerbridge accepted, stored before the sender hears "accepted", and
 //! kept until PagerDuty has it (then, for a while, as an audit trail).
 //!
-//! [`Store`] is the contract a backend fulfils; [`sqlite::SqliteStore`] is the embedded one.
+//! [`Store`] is the contract a backend fulfils; [`sqlite::SqliteStore`] is the embedded one
+//! (the default), [`postgres::PgStore`] the one several replicas of the daemon can share.
 //! [`group_commit::GroupCommit`] sits in front of any backend so that concurrent requests share
 //! one durable commit. [`conformance`] is the behaviour every backend must show, runnable against
 //! any of them.
@@ -12,6 +13,7 @@
 
 pub mod conformance;
 pub mod group_commit;
+pub mod postgres;
 pub mod sqlite;
 pub mod sync;
 pub mod sync_conformance;

@@ -63,6 +63,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// lane -> (owner, expires)
     claims: Mutex<HashMap<String, (String, Timestamp)>>,
+    /// write-back id -> (owner, expires)
+    writeback_claims: Mutex<HashMap<i64, (String, Timestamp)>>,
 }
 
 fn ms(t: Timestamp) -> i64 {
@@ -193,6 +195,7 @@ impl SqliteStore {
             reader,
             path: path.to_owned(),
             claims: Mutex::new(HashMap::new()),
+            writeback_claims: Mutex::new(HashMap::new()),
         })
     }
 
@@ -904,6 +907,16 @@ impl SyncStore for SqliteStore {
 
     async fn due_writebacks(&self, now: Timestamp, limit: usize) -> Result<Vec<WritebackRecord>> {
         self.sync_due_writebacks(now, limit).await
+    }
+
+    async fn claim_writebacks(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<WritebackRecord>> {
+        self.sync_claim_writebacks(owner, ids, now, lease).await
     }
 
     async fn finish_writeback(

@@ -1,7 +1,10 @@
 //! The SQLite side of the way back: the incident map, the inbox, write-backs, cursors.
 //! A child of `sqlite` so it shares the store's connections and helpers.
 
-use jiff::Timestamp;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
 use pagerduty::events::EventAction;
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
@@ -202,6 +205,18 @@ async fn insert_writebacks(
     Ok(ids)
 }
 
+/// A write-back that may be carried out at `?1`: pending, due, and the oldest pending one of
+/// its problem and monitor (they apply in order).
+const DUE_WRITEBACK: &str = "state = 'pending' AND next_attempt_at <= ?1 \
+    AND NOT EXISTS (SELECT 1 FROM writebacks o WHERE o.state = 'pending' \
+      AND o.monitor = w.monitor AND o.routing_key = w.routing_key \
+      AND o.dedup_key = w.dedup_key AND o.id < w.id)";
+
+/// Whether a live claim holds write-back `id`.
+fn held(claims: &HashMap<i64, (String, Timestamp)>, id: i64, now: Timestamp) -> bool {
+    claims.get(&id).is_some_and(|(_, expires)| *expires > now)
+}
+
 impl SqliteStore {
     pub(super) async fn sync_receive(
         &self,
@@ -356,20 +371,67 @@ impl SqliteStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<WritebackRecord>> {
+        let claims = self.writeback_claims.lock().await;
+        let live = claims.values().filter(|(_, exp)| *exp > now).count();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {WRITEBACK_COLUMNS} FROM writebacks w \
-             WHERE state = 'pending' AND next_attempt_at <= ?1 \
-               AND NOT EXISTS (SELECT 1 FROM writebacks o WHERE o.state = 'pending' \
-                 AND o.monitor = w.monitor AND o.routing_key = w.routing_key \
-                 AND o.dedup_key = w.dedup_key AND o.id < w.id) \
+            "SELECT {WRITEBACK_COLUMNS} FROM writebacks w WHERE {DUE_WRITEBACK} \
              ORDER BY next_attempt_at, id LIMIT ?2"
         )))
         .bind(ms(now))
-        .bind(limit as i64)
+        .bind((limit + live) as i64)
         .fetch_all(&self.writer)
         .await
         .map_err(map_err)?;
-        rows.iter().map(writeback).collect()
+        let mut out = Vec::with_capacity(limit.min(rows.len()));
+        for row in &rows {
+            let w = writeback(row)?;
+            if !held(&claims, w.id, now) {
+                out.push(w);
+            }
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Claims are held in memory, like the outbox's: one daemon uses a data directory.
+    pub(super) async fn sync_claim_writebacks(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<WritebackRecord>> {
+        let mut claims = self.writeback_claims.lock().await;
+        claims.retain(|_, (_, expires)| *expires > now);
+        let expires = now
+            .checked_add(SignedDuration::try_from(lease).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX);
+        let mut out = Vec::new();
+        for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
+            // `?1` is now; the ids follow. Built from constants and numbers only.
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let sql = format!(
+                "SELECT {WRITEBACK_COLUMNS} FROM writebacks w WHERE {DUE_WRITEBACK} \
+                 AND id IN ({})",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(now));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            let rows = q.fetch_all(&self.writer).await.map_err(map_err)?;
+            for row in &rows {
+                let w = writeback(row)?;
+                if !held(&claims, w.id, now) {
+                    claims.insert(w.id, (owner.to_owned(), expires));
+                    out.push(w);
+                }
+            }
+        }
+        out.sort_by_key(|w| (w.next_attempt_at, w.id));
+        Ok(out)
     }
 
     pub(super) async fn sync_finish_writeback(
@@ -421,7 +483,9 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        self.writeback_claims.lock().await.remove(&id);
+        Ok(())
     }
 
     pub(super) async fn sync_list_writebacks(

@@ -2,6 +2,8 @@
 //! monitor problem), the inbox of PagerDuty's changes (stored before the webhook is answered),
 //! the write-backs still to do, and the poller's cursors.
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -231,10 +233,28 @@ pub trait SyncStore: Send + Sync + 'static {
     async fn enqueue_writebacks(&self, items: &[NewWriteback]) -> Result<Vec<i64>>;
 
     /// Pending write-backs due at `now`, oldest first; of the write-backs of one problem to
-    /// one monitor only the oldest pending one, so they apply in order.
+    /// one monitor only the oldest pending one, so they apply in order. Those claimed (see
+    /// [`SyncStore::claim_writebacks`]) under a lease that has not passed are left out: they are
+    /// being carried out.
     async fn due_writebacks(&self, now: Timestamp, limit: usize) -> Result<Vec<WritebackRecord>>;
 
-    /// Records one attempt of a write-back (and the adapter's memo on the incident).
+    /// Claims for `owner`, until `now + lease`, those of the write-backs `ids` that are due at
+    /// `now` as [`SyncStore::due_writebacks`] would return them (pending, due, the oldest
+    /// pending one of their problem and monitor) and that no live claim holds; returns them,
+    /// oldest first. Until [`SyncStore::finish_writeback`] records their attempt or the lease
+    /// passes (the owner died), nobody claims them again, not even `owner`, and
+    /// `due_writebacks` leaves them out. So two replicas of the daemon never carry out the same
+    /// write-back, and a dead one's are taken over.
+    async fn claim_writebacks(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<WritebackRecord>>;
+
+    /// Records one attempt of a write-back (and the adapter's memo on the incident), and ends
+    /// its claim.
     async fn finish_writeback(
         &self,
         id: i64,

@@ -15,11 +15,18 @@ use crate::sync::{
 use crate::{EventKind, NewEvent, Store};
 
 /// Generates one `#[tokio::test]` per check for the store made by `$make` (a future of an
-/// `Arc` of a type that is both [`Store`] and [`SyncStore`]).
+/// `Arc` of a type that is both [`Store`] and [`SyncStore`]). With `optional`, `$make` gives an
+/// `Option` of it, and a check given `None` returns without checking anything.
 #[macro_export]
 macro_rules! sync_conformance_tests {
+    (optional $make:expr) => {
+        $crate::sync_conformance_tests!(@checks @optional $make);
+    };
     ($make:expr) => {
-        $crate::sync_conformance_tests!(@each $make;
+        $crate::sync_conformance_tests!(@checks @each $make);
+    };
+    (@checks @$how:ident $make:expr) => {
+        $crate::sync_conformance_tests!(@$how $make;
             a_webhook_is_stored_once_per_external_id,
             alert_events_map_their_problem_in_the_same_commit,
             processing_an_inbox_item_applies_its_effects_once,
@@ -31,6 +38,7 @@ macro_rules! sync_conformance_tests {
             cursors_are_saved,
             several_problems_can_share_an_incident,
             events_of_one_problem_in_one_commit_apply_in_order,
+            a_claimed_write_back_is_handed_out_once_until_finished_or_expired,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -39,6 +47,16 @@ macro_rules! sync_conformance_tests {
             async fn $name() {
                 let store = $make.await;
                 $crate::sync_conformance::$name(store).await;
+            }
+        )*
+    };
+    (@optional $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                if let ::std::option::Option::Some(store) = $make.await {
+                    $crate::sync_conformance::$name(store).await;
+                }
             }
         )*
     };
@@ -507,4 +525,97 @@ pub async fn events_of_one_problem_in_one_commit_apply_in_order<S: Store + SyncS
     assert_eq!(r.problem_seen_at, at(3));
     assert_eq!(r.monitor_state, MonitorState::Problem);
     assert_eq!(s.incidents_by_dedup_key("other").await.unwrap().len(), 1);
+}
+
+pub async fn a_claimed_write_back_is_handed_out_once_until_finished_or_expired<
+    S: Store + SyncStore,
+>(
+    s: Arc<S>,
+) {
+    const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+    let wb = |dedup: &str, action: &str| NewWriteback {
+        monitor: "icinga".into(),
+        routing_key: RK.into(),
+        dedup_key: dedup.into(),
+        change: json!({"action": action}),
+        due: at(0),
+    };
+    let ids = s
+        .enqueue_writebacks(&[
+            wb("a", "acknowledge"),
+            wb("a", "resolve"),
+            wb("b", "acknowledge"),
+        ])
+        .await
+        .unwrap();
+    let claim = async |owner: &str, when: Timestamp| -> Vec<i64> {
+        let got = s.claim_writebacks(owner, &ids, when, LEASE).await.unwrap();
+        got.iter().map(|w| w.id).collect()
+    };
+    let first = s
+        .claim_writebacks("r1", &ids[..1], at(1), LEASE)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1, "claimed what was asked for");
+    assert_eq!(first[0].change["action"], "acknowledge");
+    assert_eq!(
+        claim("r2", at(1)).await,
+        [ids[2]],
+        "not the one r1 holds, nor the one queued behind it"
+    );
+    assert!(
+        claim("r1", at(2)).await.is_empty(),
+        "nothing is handed out twice, not even to its owner"
+    );
+    assert!(
+        s.due_writebacks(at(2), 10).await.unwrap().is_empty(),
+        "claimed write-backs are not due"
+    );
+    assert!(
+        s.claim_writebacks("r3", &[ids[2] + 1000], at(2), LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "unknown ids are skipped"
+    );
+
+    // Finishing ends the claim: a retry is due again when it says, the next of a problem once
+    // the one before it is done.
+    s.finish_writeback(
+        ids[0],
+        &WritebackOutcome::Retry {
+            error: "down".into(),
+            retry_at: at(30),
+        },
+        at(3),
+    )
+    .await
+    .unwrap();
+    assert!(
+        claim("r2", at(4)).await.is_empty(),
+        "backing off, and still ahead of the resolve"
+    );
+    let retried = s.claim_writebacks("r2", &ids, at(30), LEASE).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!((retried[0].id, retried[0].attempts), (ids[0], 1));
+    s.finish_writeback(
+        ids[0],
+        &WritebackOutcome::Done {
+            detail: "ok".into(),
+            memo: None,
+        },
+        at(31),
+    )
+    .await
+    .unwrap();
+    assert_eq!(claim("r1", at(31)).await, [ids[1]], "then the resolve");
+
+    // A claim whose owner died (no finish) is taken over once its lease has passed.
+    assert!(
+        claim("r2", at(60)).await.is_empty(),
+        "r1's lease on the resolve and r2's on b still hold"
+    );
+    let mut taken = claim("r2", at(92)).await;
+    taken.sort();
+    assert_eq!(taken, [ids[1], ids[2]], "both leases passed");
 }

@@ -63,6 +63,9 @@ pub struct Sync {
     /// Incidents whose alerts were read already (once each; bounded).
     looked_up: std::sync::Mutex<BoundedSet>,
     metrics: Arc<SyncMetrics>,
+    /// This replica's name on its write-back claims: with several daemons on one shared store,
+    /// each write-back is carried out by the one that claimed it.
+    owner: String,
 }
 
 /// A set that forgets its oldest members past a size, for "done once" marks that must not
@@ -99,6 +102,9 @@ impl BoundedSet {
 const BATCH: usize = 100;
 /// Longest a write-back call may take, whatever the adapter's own timeouts.
 const CALL_LIMIT: Duration = Duration::from_secs(60);
+/// How long claimed write-backs stay this replica's: another replica takes them over this
+/// long after this one died. A task starts no call it could not finish within its claim.
+const CLAIM_LEASE: Duration = Duration::from_secs(300);
 
 impl Sync {
     pub fn new(
@@ -122,7 +128,18 @@ impl Sync {
             rest: None,
             looked_up: std::sync::Mutex::new(BoundedSet::default()),
             metrics: Arc::new(SyncMetrics::default()),
+            owner: format!(
+                "pagerbridge-sync-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
         }
+    }
+
+    /// Names this replica on its write-back claims (unique by default).
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Sync {
+        self.owner = owner.into();
+        self
     }
 
     /// Counts write-back outcomes per monitor into `metrics` (shared with the daemon).
@@ -291,29 +308,57 @@ impl Sync {
 
     /// Starts a task per monitor with due write-backs and none running; returns how many
     /// started. Each task wakes the loop when it ends, for the next write-back of its lanes.
+    /// What a task carries out is claimed first, so that no other replica on a shared store
+    /// carries it out too.
     pub async fn dispatch_writebacks(
         self: &Arc<Self>,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
         let due = self.store.due_writebacks(now, BATCH).await?;
-        let mut per_monitor: HashMap<String, Vec<WritebackRecord>> = HashMap::new();
-        for w in due {
-            per_monitor.entry(w.monitor.clone()).or_default().push(w);
-        }
-        let mut started = 0;
-        for (monitor, items) in per_monitor {
-            if !self
+        let mut taken: HashSet<String> = HashSet::new();
+        let mut ids = Vec::new();
+        for w in &due {
+            if taken.contains(&w.monitor) {
+                ids.push(w.id);
+            } else if self
                 .busy
                 .lock()
                 .expect("not poisoned")
-                .insert(monitor.clone())
+                .insert(w.monitor.clone())
             {
-                continue;
+                taken.insert(w.monitor.clone());
+                ids.push(w.id);
             }
-            started += 1;
+        }
+        let claimed = match self
+            .store
+            .claim_writebacks(&self.owner, &ids, now, CLAIM_LEASE)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                self.unbusy(&taken);
+                return Err(e);
+            }
+        };
+        let until = now + SignedDuration::try_from(CLAIM_LEASE).unwrap_or(SignedDuration::MAX);
+        let mut per_monitor: HashMap<String, Vec<WritebackRecord>> = HashMap::new();
+        for w in claimed {
+            per_monitor.entry(w.monitor.clone()).or_default().push(w);
+        }
+        // Another replica claimed all of theirs first.
+        self.unbusy(
+            &taken
+                .iter()
+                .filter(|m| !per_monitor.contains_key(*m))
+                .cloned()
+                .collect(),
+        );
+        let started = per_monitor.len();
+        for (monitor, items) in per_monitor {
             let me = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = me.run_monitor(items, now).await {
+                if let Err(e) = me.run_monitor(items, now, until).await {
                     tracing::warn!(%monitor, error = %e, "cannot record write-backs; trying again");
                 }
                 me.busy.lock().expect("not poisoned").remove(&monitor);
@@ -323,12 +368,28 @@ impl Sync {
         Ok(started)
     }
 
+    fn unbusy(&self, monitors: &HashSet<String>) {
+        let mut busy = self.busy.lock().expect("not poisoned");
+        for m in monitors {
+            busy.remove(m);
+        }
+    }
+
+    /// Carries out claimed write-backs in order, while the claim (held `until`) lasts: those it
+    /// has no time left for are taken again, by whichever replica, once the claim has passed.
     async fn run_monitor(
         &self,
         items: Vec<WritebackRecord>,
         now: Timestamp,
+        until: Timestamp,
     ) -> Result<(), StoreError> {
+        let call = SignedDuration::try_from(CALL_LIMIT).unwrap_or(SignedDuration::MAX);
         for w in items {
+            if Timestamp::now() + call >= until {
+                tracing::warn!(id = w.id, monitor = %w.monitor,
+                    "write-backs took too long; leaving the rest for after the claim lapses");
+                break;
+            }
             let outcome = self.attempt(&w).await;
             let outcome = match outcome {
                 WritebackOutcome::Retry { error, .. }

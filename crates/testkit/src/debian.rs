@@ -45,14 +45,27 @@ pub fn ensure_installed(program: &str, packages: &[&str]) -> Result<PathBuf, Str
     if let Some(p) = which(program) {
         return Ok(p);
     }
+    apt_install(packages, || which(program).is_some())?;
+    which(program).ok_or_else(|| {
+        format!(
+            "{} installed, but there is still no `{program}`",
+            packages.join(" ")
+        )
+    })
+}
+
+/// Installs `packages` with apt unless `present()` says they are there once the apt lock is
+/// ours (another test process may have installed them meanwhile). Err (a reason to skip) when
+/// they cannot be installed: not root, no apt, no package lists.
+pub fn apt_install(packages: &[&str], present: impl Fn() -> bool) -> Result<(), String> {
     require_root()?;
     // nextest runs test binaries in parallel, and apt takes its own lock without waiting.
     let lock = File::create("/tmp/pagerbridge-test-apt.lock")
         .map_err(|e| format!("cannot create the apt lock file: {e}"))?;
     lock.lock()
         .map_err(|e| format!("cannot take the apt lock: {e}"))?;
-    if let Some(p) = which(program) {
-        return Ok(p);
+    if present() {
+        return Ok(());
     }
     let apt = |args: &[&str]| -> Result<(), String> {
         let out = Command::new("apt-get")
@@ -88,12 +101,7 @@ pub fn ensure_installed(program: &str, packages: &[&str]) -> Result<PathBuf, Str
         apt(&["update", "-o", "DPkg::Lock::Timeout=120"])?;
         apt(&install)?;
     }
-    which(program).ok_or_else(|| {
-        format!(
-            "{} installed, but there is still no `{program}`",
-            packages.join(" ")
-        )
-    })
+    Ok(())
 }
 
 /// `ensure_installed`, printing SKIPPED when it fails.

@@ -7,9 +7,12 @@
 //!   the test tells it to; for exact request shapes, proxies and webhook receivers.
 //! - [`debian`]: Debian packages a test needs, installed or loudly skipped.
 //! - [`monitors`]: real Icinga 2, Nagios 4 and Alertmanager started on 127.0.0.1 for a test.
+//! - [`postgres`]: a fresh PostgreSQL database per test, on a throwaway cluster of its own
+//!   unless `PAGERBRIDGE_TEST_POSTGRES_URL` names a server.
 
 pub mod debian;
 pub mod monitors;
+pub mod postgres;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
