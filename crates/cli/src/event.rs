@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 use pagerbridge_server::relay::{Prepared, prepare};
-use pagerbridge_store::{EventKind, Store};
+use pagerbridge_store::EventKind;
 use pagerduty::events::{Rejection, Severity};
 use serde_json::{Map, Value};
 
@@ -378,7 +378,7 @@ async fn store(args: &StoreArgs, prepared: &Prepared) -> Result<i64, NotStored> 
     let ids = store
         .insert(std::slice::from_ref(&prepared.event))
         .await
-        .map_err(|e| NotStored::Insert(format!("{e} ({})", store.path().display())))?;
+        .map_err(|e| NotStored::Insert(format!("{e} ({})", store.location())))?;
     ids.first()
         .copied()
         .ok_or_else(|| NotStored::Insert("the store returned no id".to_owned()))

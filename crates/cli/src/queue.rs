@@ -8,14 +8,12 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 
 use jiff::Timestamp;
-use pagerbridge_store::sqlite::SqliteStore;
 use pagerbridge_store::{
-    EventKind, EventRecord, ListQuery, QueueStats, State, Store, StoreError, SyncStore,
-    WritebackState,
+    EventKind, EventRecord, ListQuery, QueueStats, State, StoreError, WritebackState,
 };
 use serde_json::{Value, json};
 
-use crate::store_args::{Create, StoreArgs};
+use crate::store_args::{Create, OutboxStore, StoreArgs};
 use crate::table::{cut, fields, render, right_align, table};
 
 pub const EXIT_CODES: &str = "\
@@ -190,32 +188,33 @@ pub fn main(args: Args) -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<u8, Failure> {
-    let store = args.store.open(Create::No).await.map_err(|e| Failure {
+    let outbox = args.store.open(Create::No).await.map_err(|e| Failure {
         code: e.exit_code(),
         message: e.to_string(),
     })?;
+    let store = outbox.store();
     let now = Timestamp::now();
     let json = args.json;
     match args.command {
-        Command::Status => status(&store, now, json).await,
-        Command::List(a) => list(&store, &a, now, json).await,
-        Command::Show { id } => show(&store, id, now, json).await,
+        Command::Status => status(store, now, json).await,
+        Command::List(a) => list(store, &a, now, json).await,
+        Command::Show { id } => show(store, id, now, json).await,
         Command::Retry(a) => {
             let ids = if a.all_dead {
-                all_dead(&store).await?
+                all_dead(store).await?
             } else {
                 a.ids
             };
-            change(&store, Change::Retry, ids, now, json, a.all_dead).await
+            change(store, Change::Retry, ids, now, json, a.all_dead).await
         }
-        Command::Drop { ids } => change(&store, Change::Drop, ids, now, json, false).await,
+        Command::Drop { ids } => change(store, Change::Drop, ids, now, json, false).await,
         Command::Writebacks { state, limit } => {
-            writebacks(&store, state.map(Into::into), limit, now, json).await
+            writebacks(store, state.map(Into::into), limit, now, json).await
         }
     }
 }
 
-async fn status(store: &SqliteStore, now: Timestamp, json: bool) -> Result<u8, Failure> {
+async fn status(store: &dyn OutboxStore, now: Timestamp, json: bool) -> Result<u8, Failure> {
     let stats = store.stats().await?;
     if json {
         println!("{}", status_json(&stats, now));
@@ -286,7 +285,7 @@ async fn status(store: &SqliteStore, now: Timestamp, json: bool) -> Result<u8, F
 }
 
 async fn writebacks(
-    store: &SqliteStore,
+    store: &dyn OutboxStore,
     state: Option<WritebackState>,
     limit: usize,
     now: Timestamp,
@@ -364,7 +363,7 @@ fn status_json(stats: &QueueStats, now: Timestamp) -> Value {
 }
 
 async fn list(
-    store: &SqliteStore,
+    store: &dyn OutboxStore,
     a: &ListArgs,
     now: Timestamp,
     json: bool,
@@ -427,7 +426,7 @@ async fn list(
     Ok(0)
 }
 
-async fn show(store: &SqliteStore, id: i64, now: Timestamp, json: bool) -> Result<u8, Failure> {
+async fn show(store: &dyn OutboxStore, id: i64, now: Timestamp, json: bool) -> Result<u8, Failure> {
     let Some(r) = store.get(id).await? else {
         return Err(Failure {
             code: 4,
@@ -513,7 +512,7 @@ impl Change {
 }
 
 /// Every dead letter's id, paging through the list so any number fits.
-async fn all_dead(store: &SqliteStore) -> Result<Vec<i64>, Failure> {
+async fn all_dead(store: &dyn OutboxStore) -> Result<Vec<i64>, Failure> {
     let mut ids = Vec::new();
     let mut before = None;
     loop {
@@ -537,7 +536,7 @@ async fn all_dead(store: &SqliteStore) -> Result<Vec<i64>, Failure> {
 }
 
 async fn change(
-    store: &SqliteStore,
+    store: &dyn OutboxStore,
     op: Change,
     ids: Vec<i64>,
     now: Timestamp,

@@ -14,10 +14,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use jiff::Timestamp;
+use pagerbridge_config::StoreLocation;
 use pagerbridge_ingest::{Alert, DecodeError, Decoder, nagios, zenoss};
 use pagerbridge_model::SourceKind;
 use pagerbridge_server::sources::route_all;
-use pagerbridge_store::{NewEvent, Store};
+use pagerbridge_store::NewEvent;
 use serde_json::{Value, json};
 
 use crate::source_arg;
@@ -158,7 +159,7 @@ enum Failure {
 }
 
 pub fn main(args: Args) -> ExitCode {
-    let (config, db) = match args.store.resolve() {
+    let (config, location) = match args.store.resolve() {
         Ok(x) => x,
         Err(e) => {
             eprintln!("pagerbridge: {e}");
@@ -188,7 +189,7 @@ pub fn main(args: Args) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    match store(db, &events) {
+    match store(location, &events) {
         Ok(ids) => {
             print_stored(&events, &ids, &results, args.json);
             ExitCode::SUCCESS
@@ -297,21 +298,23 @@ fn read_input(file: &PathBuf) -> Result<Vec<u8>, DecodeError> {
     read.map_err(|e| DecodeError::new("--file", format!("cannot read {}: {e}", file.display())))
 }
 
-fn store(db: PathBuf, events: &[NewEvent]) -> Result<Vec<i64>, Failure> {
+fn store(location: StoreLocation, events: &[NewEvent]) -> Result<Vec<i64>, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Store(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let store = open_at(db, Create::IfMissing).await.map_err(|e| match e {
-            e @ (OpenError::Config(_) | OpenError::Ambiguous) => Failure::Input(e.to_string()),
-            e => Failure::Store(e.to_string()),
-        })?;
+        let store = open_at(location, Create::IfMissing)
+            .await
+            .map_err(|e| match e {
+                e @ (OpenError::Config(_) | OpenError::Ambiguous) => Failure::Input(e.to_string()),
+                e => Failure::Store(e.to_string()),
+            })?;
         // One call, one commit: the events of a notification are stored whole or not at all.
         store
             .insert(events)
             .await
-            .map_err(|e| Failure::Store(format!("{e} ({})", store.path().display())))
+            .map_err(|e| Failure::Store(format!("{e} ({})", store.location())))
     })
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pagerbridge_config::Config;
+use pagerbridge_config::{Config, StoreLocation};
 use pagerduty_emulator::seed::{DEMO_API_TOKEN, DEMO_ROUTING_KEY, DEMO_USER_EMAIL};
 use pagerduty_emulator::{Emulator, Seed};
 
@@ -72,14 +72,23 @@ pub async fn run(
     let banner = match &emulator {
         Some(emu) => demo_banner(running.addr(), emu, args.config.is_none()),
         None => format!(
-            "pagerbridge listening on http://{}\n  relay: POST /v2/enqueue, /v2/change/enqueue, /generic/2010-04-15/create_event.json\n{}  data:  {}\n",
+            "pagerbridge listening on http://{}\n  relay: POST /v2/enqueue, /v2/change/enqueue, /generic/2010-04-15/create_event.json\n{}  data:  {}\n{}",
             running.addr(),
             config
                 .sources
                 .iter()
                 .map(|s| format!("  source {}: POST {}\n", s.name, s.route()))
                 .collect::<String>(),
-            config.data_dir().display()
+            config.data_dir().display(),
+            match config.store_location() {
+                // The URL holds no password (store.password is kept apart).
+                StoreLocation::Postgres(pg) => format!(
+                    "  store: {} (shared: replica {}, leadership in /readyz)\n",
+                    pg.url(),
+                    running.leadership().replica()
+                ),
+                StoreLocation::Sqlite(_) => String::new(),
+            }
         ),
     };
     // A closed stdout must not take the daemon down (see the emulator's banner).

@@ -1,22 +1,26 @@
-//! Where the outbox is, for the commands that work on it beside the daemon (`event`, `queue`).
+//! Where the outbox is, for the commands that work on it beside the daemon (`event`, `queue`,
+//! `send`).
 //!
-//! They open the same SQLite file the daemon uses, without its data-directory lock: SQLite
-//! serialises writers across processes (the store sets a busy timeout), and these commands must
-//! work whether the daemon runs or not.
+//! They open the store the daemon uses: the same SQLite file, without its data-directory lock
+//! (SQLite serialises writers across processes, the store sets a busy timeout), or the same
+//! PostgreSQL database the replicas share. These commands must work whether the daemon runs or
+//! not.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use pagerbridge_config::{Config, DEFAULT_DATABASE_FILE, Purpose};
-use pagerbridge_store::StoreError;
-use pagerbridge_store::sqlite::SqliteStore;
+use pagerbridge_config::{Config, DEFAULT_DATABASE_FILE, Purpose, StoreLocation};
+use pagerbridge_server::backend::{Backend, Usage};
+use pagerbridge_store::{Store, StoreError, SyncStore};
 
 /// The environment variables are read here rather than by clap, so that a flag given on the
 /// command line wins over the other option's variable (an operator's `--data-dir` while the
 /// shell exports `PAGERBRIDGE_CONFIG` for the daemon) instead of conflicting with it.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// The daemon's configuration file: the outbox is the database it names (`store.url`, or
-    /// `pagerbridge.db` in `server.data_dir`). [env: PAGERBRIDGE_CONFIG]
+    /// The daemon's configuration file: the outbox is the database it names (`store.url`, a
+    /// SQLite file or a PostgreSQL database, or `pagerbridge.db` in `server.data_dir`).
+    /// [env: PAGERBRIDGE_CONFIG]
     #[arg(
         long,
         short,
@@ -62,8 +66,9 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open the outbox {path}: {source}")]
-    Store { path: PathBuf, source: StoreError },
+    /// `at`: the file, or the database's URL (which holds no password).
+    #[error("cannot open the outbox {at}: {source}")]
+    Store { at: String, source: StoreError },
 }
 
 /// Whether to create the database when it does not exist yet.
@@ -85,16 +90,46 @@ impl OpenError {
     }
 }
 
+/// The outbox and the way back's tables of one store, as `queue` reads them.
+pub trait OutboxStore: Store + SyncStore {}
+
+impl<T: Store + SyncStore> OutboxStore for T {}
+
+/// An open outbox, and where it is (for messages).
+pub struct Outbox {
+    store: Arc<dyn OutboxStore>,
+    location: StoreLocation,
+}
+
+impl Outbox {
+    pub fn store(&self) -> &dyn OutboxStore {
+        self.store.as_ref()
+    }
+
+    /// The file or the URL, for messages; never a password.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+}
+
+impl std::ops::Deref for Outbox {
+    type Target = dyn OutboxStore;
+
+    fn deref(&self) -> &Self::Target {
+        self.store.as_ref()
+    }
+}
+
 impl StoreArgs {
-    /// The database file these arguments name: a flag, else an environment variable, else
-    /// the default configuration's.
-    pub fn store_path(&self) -> Result<PathBuf, OpenError> {
-        self.resolve().map(|(_, path)| path)
+    /// The store these arguments name: a flag, else an environment variable, else the default
+    /// configuration's.
+    pub fn location(&self) -> Result<StoreLocation, OpenError> {
+        self.resolve().map(|(_, location)| location)
     }
 
     /// The configuration these arguments name (the defaults with `--data-dir`) and the
-    /// database file. `send` needs both: the rules and where to store.
-    pub fn resolve(&self) -> Result<(Config, PathBuf), OpenError> {
+    /// store. `send` needs both: the rules and where to store.
+    pub fn resolve(&self) -> Result<(Config, StoreLocation), OpenError> {
         let env = |name| {
             std::env::var_os(name)
                 .filter(|v| !v.is_empty())
@@ -111,31 +146,42 @@ impl StoreArgs {
             let path = std::path::absolute(&dir)
                 .unwrap_or(dir)
                 .join(DEFAULT_DATABASE_FILE);
-            return Ok((Config::default(), path));
+            return Ok((Config::default(), StoreLocation::Sqlite(path)));
         }
         let config = match config {
             Some(path) => Config::load_for(&path, Purpose::Enqueue)?,
             None => Config::default(),
         };
-        let path = config.store_path();
-        Ok((config, path))
+        let location = config.store_location();
+        Ok((config, location))
     }
 
-    pub async fn open(&self, create: Create) -> Result<SqliteStore, OpenError> {
-        open_at(self.store_path()?, create).await
+    pub async fn open(&self, create: Create) -> Result<Outbox, OpenError> {
+        open_at(self.location()?, create).await
     }
 }
 
-/// Opens the outbox at `path`, creating its directory when `create` says so.
-pub async fn open_at(path: PathBuf, create: Create) -> Result<SqliteStore, OpenError> {
-    match create {
-        Create::IfMissing => create_parent(&path)?,
-        Create::No if !path.exists() => return Err(OpenError::Missing(path)),
-        Create::No => {}
+/// Opens the outbox at `location`. A SQLite file's directory is created when `create` says
+/// so; a PostgreSQL database must exist (its tables are created when missing).
+pub async fn open_at(location: StoreLocation, create: Create) -> Result<Outbox, OpenError> {
+    if let StoreLocation::Sqlite(path) = &location {
+        match create {
+            Create::IfMissing => create_parent(path)?,
+            Create::No if !path.exists() => return Err(OpenError::Missing(path.clone())),
+            Create::No => {}
+        }
     }
-    SqliteStore::open_brief(&path)
-        .await
-        .map_err(|source| OpenError::Store { path, source })
+    let store: Arc<dyn OutboxStore> = match Backend::open(&location, Usage::Brief).await {
+        Ok(Backend::Sqlite(s)) => s,
+        Ok(Backend::Postgres(s)) => s,
+        Err(source) => {
+            return Err(OpenError::Store {
+                at: location.to_string(),
+                source,
+            });
+        }
+    };
+    Ok(Outbox { store, location })
 }
 
 fn create_parent(db: &Path) -> Result<(), OpenError> {

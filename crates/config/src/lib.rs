@@ -45,9 +45,9 @@ pub use crate::outbox::{CircuitConfig, MAX_IN_FLIGHT, OutboxConfig, RateLimitCon
 pub use crate::pagerduty::{Email, HttpUrl, PagerDutyConfig, Proxy, Region};
 pub use crate::secret::{Secret, SecretSource};
 pub use crate::self_alert::SelfAlertConfig;
-pub use crate::server::ServerConfig;
+pub use crate::server::{MAX_REPLICA_NAME, ServerConfig, check_replica_name};
 pub use crate::sources::{AuthConfig, HmacConfig, SourceConfig};
-pub use crate::store::{StoreConfig, StoreUrl};
+pub use crate::store::{PostgresLocation, StoreConfig, StoreLocation, StoreUrl};
 pub use crate::sync::{
     PollerConfig, ReconcilerConfig, SyncConfig, WebhooksConfig, WritebackConfig,
 };
@@ -187,6 +187,7 @@ impl Config {
 
     fn validate(&mut self, v: &mut Validator<'_>) {
         self.server.validate(v);
+        self.store.validate(v);
         self.pagerduty.validate(v);
         self.outbox.validate(v);
         sources::validate(&mut self.sources, v);
@@ -248,19 +249,33 @@ impl Config {
     }
 
     /// The SQLite database file: `store.url`'s path, or `pagerbridge.db` in the data
-    /// directory; absolute.
+    /// directory; absolute. (Where that file would be when `store.url` names PostgreSQL, which
+    /// has none: see [`Config::store_location`].)
     pub fn store_path(&self) -> PathBuf {
         match &self.store.url {
             Some(StoreUrl::Sqlite { path }) => absolute(&self.base_dir, path),
-            None => self.data_dir().join(DEFAULT_DATABASE_FILE),
+            Some(StoreUrl::Postgres { .. }) | None => self.data_dir().join(DEFAULT_DATABASE_FILE),
         }
     }
 
-    /// The database URL with an absolute path, e.g. `sqlite:///var/lib/pagerbridge/pagerbridge.db`.
+    /// The database URL, e.g. `sqlite:///var/lib/pagerbridge/pagerbridge.db` (an absolute
+    /// path) or `postgres://pagerbridge@db1/pagerbridge`. Never holds a password: safe to print.
     pub fn store_url(&self) -> String {
         match &self.store.url {
             Some(url) => url.resolved(&self.base_dir),
             None => store::sqlite_url(&self.store_path()),
+        }
+    }
+
+    /// Where the outbox is, for opening it: the SQLite file, or the PostgreSQL database with
+    /// `store.password`.
+    pub fn store_location(&self) -> StoreLocation {
+        match &self.store.url {
+            Some(StoreUrl::Postgres { url }) => StoreLocation::Postgres(PostgresLocation::new(
+                url.clone(),
+                self.store.password.clone(),
+            )),
+            Some(StoreUrl::Sqlite { .. }) | None => StoreLocation::Sqlite(self.store_path()),
         }
     }
 }

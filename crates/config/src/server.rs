@@ -20,6 +20,10 @@ pub struct ServerConfig {
     /// relative to the configuration file's directory; use [`crate::Config::data_dir`] for the
     /// resolved path.
     pub data_dir: PathBuf,
+    /// This daemon's name among the replicas sharing a PostgreSQL store: shown by `/readyz`,
+    /// the status page and the logs (which replica leads), and part of its claims' owner.
+    /// Unset: the host name.
+    pub replica_name: Option<String>,
 }
 
 pub(crate) const DEFAULT_DATA_DIR: &str = "./pagerbridge-data";
@@ -29,6 +33,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            replica_name: None,
         }
     }
 }
@@ -40,6 +45,11 @@ impl ServerConfig {
                 "server.data_dir",
                 "must not be empty (write \".\" for the configuration file's directory)",
             );
+        }
+        if let Some(name) = &self.replica_name
+            && let Err(message) = check_replica_name(name)
+        {
+            v.problem("server.replica_name", message);
         }
     }
 }
@@ -53,4 +63,25 @@ fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr,
              (host names are not accepted)"
         ))
     })
+}
+
+/// The longest replica name: it goes into claim owners and the status page.
+pub const MAX_REPLICA_NAME: usize = 64;
+
+/// A replica name: 1 to 64 letters, digits, `.`, `-`, `_`, as host names are.
+pub fn check_replica_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_REPLICA_NAME {
+        return Err(format!(
+            "must be 1 to {MAX_REPLICA_NAME} characters, e.g. \"pagerbridge-a\""
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+    {
+        return Err(format!(
+            "{name:?}: {c:?} is not allowed; use letters, digits, `.`, `-` and `_`"
+        ));
+    }
+    Ok(())
 }

@@ -531,103 +531,127 @@ impl World {
                 },
             ));
         }
-        let effect =
-            match (ev.event_action, open) {
-                (EventAction::Trigger, Some(a)) => {
-                    self.alerts[a].trigger_count += 1;
-                    let inc = self.alerts[a].incident;
-                    self.incidents[inc].updated_at = now;
-                    Effect::Deduplicated {
-                        incident: self.incidents[inc].id.clone(),
-                    }
+        let effect = match (ev.event_action, open) {
+            (EventAction::Trigger, Some(a)) => {
+                self.alerts[a].trigger_count += 1;
+                let inc = self.alerts[a].incident;
+                self.incidents[inc].updated_at = now;
+                Effect::Deduplicated {
+                    incident: self.incidents[inc].id.clone(),
                 }
-                (EventAction::Trigger, None) => {
-                    if self.services[service].disabled {
-                        return Ok((
-                            dedup_key,
-                            Effect::Dropped {
-                                reason: "service is disabled".into(),
-                            },
-                        ));
-                    }
-                    if self.in_maintenance(service, now).is_some() {
-                        return Ok((
-                            dedup_key,
-                            Effect::Dropped {
-                                reason: "service is in a maintenance window".into(),
-                            },
-                        ));
-                    }
-                    let payload = ev
-                        .payload
-                        .as_ref()
-                        .expect("validated trigger has a payload");
-                    let mut contexts: Vec<Value> = ev
-                        .links
-                        .iter()
-                        .map(|l| json!({"type": "link", "href": l.href, "text": l.text}))
-                        .collect();
-                    contexts.extend(ev.images.iter().map(
-                        |i| json!({"type": "image", "src": i.src, "href": i.href, "alt": i.alt}),
-                    ));
-                    let details = json!({
-                        "custom_details": payload.custom_details,
-                        "summary": payload.summary,
-                        "source": payload.source,
-                        "severity": payload.severity,
-                        "timestamp": payload.timestamp,
-                        "component": payload.component,
-                        "group": payload.group,
-                        "class": payload.class,
-                        "client": ev.client,
-                        "client_url": ev.client_url,
-                    });
-                    let inc = self.open_incident(
-                        service,
-                        &integ,
-                        &ev.routing_key,
-                        &dedup_key,
-                        payload.severity,
-                        &payload.summary,
-                        details,
-                        contexts,
-                        now,
-                    );
-                    Effect::Created {
-                        incident: self.incidents[inc].id.clone(),
-                    }
-                }
-                (EventAction::Acknowledge | EventAction::Resolve, None) => Effect::Dropped {
-                    reason: "no open alert with this dedup_key".into(),
-                },
-                (EventAction::Acknowledge, Some(a)) => {
-                    let inc = self.alerts[a].incident;
-                    if self.incidents[inc].status == IncidentStatus::Acknowledged {
+            }
+            (EventAction::Trigger, None) => {
+                if self.services[service].disabled {
+                    return Ok((
+                        dedup_key,
                         Effect::Dropped {
-                            reason: "incident already acknowledged".into(),
-                        }
-                    } else {
-                        self.acknowledge(inc, Agent::Service(service), channel_api(), now);
-                        Effect::Acknowledged {
-                            incident: self.incidents[inc].id.clone(),
-                        }
-                    }
+                            reason: "service is disabled".into(),
+                        },
+                    ));
                 }
-                (EventAction::Resolve, Some(a)) => {
-                    let inc = self.alerts[a].incident;
-                    self.resolve_alert(a, now);
-                    if self.incidents[inc]
-                        .alerts
-                        .iter()
-                        .all(|&x| self.alerts[x].resolved)
-                    {
-                        self.resolve(inc, Agent::Service(service), channel_api(), None, now);
+                if self.in_maintenance(service, now).is_some() {
+                    return Ok((
+                        dedup_key,
+                        Effect::Dropped {
+                            reason: "service is in a maintenance window".into(),
+                        },
+                    ));
+                }
+                let payload = ev
+                    .payload
+                    .as_ref()
+                    .expect("validated trigger has a payload");
+                // Optional fields left out rather than null: PagerDuty's contract types them as
+                // strings.
+                let context = |pairs: &[(&str, Option<&String>)]| {
+                    Value::Object(
+                        pairs
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                v.map(|v| ((*k).to_owned(), Value::from(v.as_str())))
+                            })
+                            .collect(),
+                    )
+                };
+                let link = "link".to_owned();
+                let image = "image".to_owned();
+                let mut contexts: Vec<Value> = ev
+                    .links
+                    .iter()
+                    .map(|l| {
+                        context(&[
+                            ("type", Some(&link)),
+                            ("href", Some(&l.href)),
+                            ("text", l.text.as_ref()),
+                        ])
+                    })
+                    .collect();
+                contexts.extend(ev.images.iter().map(|i| {
+                    context(&[
+                        ("type", Some(&image)),
+                        ("src", Some(&i.src)),
+                        ("href", i.href.as_ref()),
+                        ("alt", i.alt.as_ref()),
+                    ])
+                }));
+                let details = json!({
+                    "custom_details": payload.custom_details,
+                    "summary": payload.summary,
+                    "source": payload.source,
+                    "severity": payload.severity,
+                    "timestamp": payload.timestamp,
+                    "component": payload.component,
+                    "group": payload.group,
+                    "class": payload.class,
+                    "client": ev.client,
+                    "client_url": ev.client_url,
+                });
+                let inc = self.open_incident(
+                    service,
+                    &integ,
+                    &ev.routing_key,
+                    &dedup_key,
+                    payload.severity,
+                    &payload.summary,
+                    details,
+                    contexts,
+                    now,
+                );
+                Effect::Created {
+                    incident: self.incidents[inc].id.clone(),
+                }
+            }
+            (EventAction::Acknowledge | EventAction::Resolve, None) => Effect::Dropped {
+                reason: "no open alert with this dedup_key".into(),
+            },
+            (EventAction::Acknowledge, Some(a)) => {
+                let inc = self.alerts[a].incident;
+                if self.incidents[inc].status == IncidentStatus::Acknowledged {
+                    Effect::Dropped {
+                        reason: "incident already acknowledged".into(),
                     }
-                    Effect::Resolved {
+                } else {
+                    self.acknowledge(inc, Agent::Service(service), channel_api(), now);
+                    Effect::Acknowledged {
                         incident: self.incidents[inc].id.clone(),
                     }
                 }
-            };
+            }
+            (EventAction::Resolve, Some(a)) => {
+                let inc = self.alerts[a].incident;
+                self.resolve_alert(a, now);
+                if self.incidents[inc]
+                    .alerts
+                    .iter()
+                    .all(|&x| self.alerts[x].resolved)
+                {
+                    self.resolve(inc, Agent::Service(service), channel_api(), None, now);
+                }
+                Effect::Resolved {
+                    incident: self.incidents[inc].id.clone(),
+                }
+            }
+        };
         Ok((dedup_key, effect))
     }
 

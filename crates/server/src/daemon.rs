@@ -1,8 +1,13 @@
 //! `pagerbridge serve`: the pieces wired together, started and stopped in the right order.
 //!
-//! Start: lock the data directory, open the outbox, then deliver and listen. Stop: stop
+//! Start: open the store the configuration names (SQLite: lock the data directory first;
+//! PostgreSQL: join the other replicas and campaign for leadership), then deliver and listen.
+//! Every replica takes events and delivers them, and processes PagerDuty's changes and
+//! write-backs (the store hands each to one replica); the poller, the reconciler, the
+//! maintenance checks and purging run on the leader only (see [`crate::leader`]). Stop: stop
 //! listening (requests in flight finish, so every answered event is stored), let the lanes in
-//! flight finish and record them, then close the store.
+//! flight finish and record them, stop the leader's work and give leadership up, then close the
+//! store.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,9 +17,9 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use jiff::Timestamp;
-use pagerbridge_config::Config;
+use pagerbridge_config::{Config, StoreLocation};
 use pagerbridge_store::group_commit::GroupCommit;
-use pagerbridge_store::sqlite::{DataDirLock, SqliteStore};
+use pagerbridge_store::sqlite::DataDirLock;
 use pagerbridge_store::{Store, StoreError, SyncStore};
 use pagerbridge_sync::maintenance::MaintenanceWatch;
 use pagerbridge_sync::plan::MonitorRoute;
@@ -28,8 +33,10 @@ use tokio::task::JoinHandle;
 
 use crate::api;
 use crate::auth::RouteAuth;
+use crate::backend::{Backend, Usage};
 use crate::dispatch::{self, Dispatcher};
 use crate::health::{self, Readiness};
+use crate::leader::{self, Election, Leadership};
 use crate::metrics::{self, Metrics};
 use crate::relay::{self, Ingest};
 use crate::sources::{self, Source};
@@ -62,7 +69,17 @@ pub enum DaemonError {
 /// The dispatcher settings an `[outbox]` section describes.
 pub fn dispatch_settings(config: &Config) -> dispatch::Settings {
     let o = &config.outbox;
+    // One send takes at most the request timeout; its outcome is recorded just after.
+    let send_budget = config.pagerduty.timeout.get() + Duration::from_secs(5);
+    let lease = match config.store_location() {
+        // Claims are in memory, and one daemon has the store: nobody else ever waits on them.
+        StoreLocation::Sqlite(_) => dispatch::Settings::default().lease,
+        // How long a dead replica's lanes wait for another: short, yet room for a send.
+        StoreLocation::Postgres(_) => claim_lease(config),
+    };
     dispatch::Settings {
+        lease,
+        send_budget,
         max_in_flight: o.max_in_flight,
         coalesce: o.coalesce,
         events_per_minute: o.rate_limit.events_per_minute,
@@ -76,15 +93,24 @@ pub fn dispatch_settings(config: &Config) -> dispatch::Settings {
     }
 }
 
+/// The lease of a lane claim on a shared (PostgreSQL) store: twice `pagerduty.timeout` plus
+/// ten seconds, 30 s by default. A replica that dies holding lanes delays them this long.
+pub fn claim_lease(config: &Config) -> Duration {
+    config.pagerduty.timeout.get() * 2 + Duration::from_secs(10)
+}
+
 /// A running daemon.
 pub struct Running {
     addr: SocketAddr,
     dispatcher: Dispatcher,
-    store: Arc<SqliteStore>,
+    backend: Backend,
+    leadership: Leadership,
+    election: Election,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<std::io::Result<()>>,
-    _lock: DataDirLock,
+    /// SQLite only: one daemon per data directory.
+    _lock: Option<DataDirLock>,
 }
 
 impl Running {
@@ -97,14 +123,21 @@ impl Running {
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
-        self.store.clone()
+        self.backend.store()
+    }
+
+    /// Which replica this is, and whether it leads.
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
     }
 
     /// Stops gracefully (see the module comment).
     pub async fn stop(self) -> Result<(), DaemonError> {
         let Running {
             dispatcher,
-            mut store,
+            backend,
+            leadership,
+            election,
             stop,
             tasks,
             server,
@@ -113,29 +146,17 @@ impl Running {
         } = self;
         let _ = stop.send(true);
         let served = server.await;
+        // The leader's work among them: stopped before leadership is given up, so that the
+        // next leader never overlaps with it.
         for t in tasks {
             let _ = t.await;
         }
+        election.resign().await;
+        drop(leadership);
         // The store is closed only once nothing else holds it: our dispatcher handle, and the
         // group-commit writer and the last lane tasks, which end on their own just after.
         drop(dispatcher);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            match Arc::try_unwrap(store) {
-                Ok(s) => {
-                    s.close().await;
-                    break;
-                }
-                Err(s) if tokio::time::Instant::now() < deadline => {
-                    store = s;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(_) => {
-                    tracing::warn!("the store is still in use; leaving it without a checkpoint");
-                    break;
-                }
-            }
-        }
+        backend.close(Duration::from_secs(5)).await;
         drop(lock);
         match served {
             Ok(Err(e)) => Err(DaemonError::Server(e)),
@@ -146,8 +167,15 @@ impl Running {
 
 /// Starts the daemon. `listener` replaces `server.listen` (tests bind port 0 themselves).
 pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Running, DaemonError> {
-    let lock = DataDirLock::acquire(&config.data_dir())?;
-    let store = Arc::new(SqliteStore::open(&config.store_path()).await?);
+    let location = config.store_location();
+    let lock = match &location {
+        StoreLocation::Sqlite(_) => Some(DataDirLock::acquire(&config.data_dir())?),
+        // Replicas share the database; the data directory holds nothing they would contend for.
+        StoreLocation::Postgres(_) => None,
+    };
+    let backend = Backend::open(&location, Usage::Daemon).await?;
+    let store = backend.store();
+    let sync_store = backend.sync_store();
     let listener = match listener {
         Some(l) => l,
         None => TcpListener::bind(config.server.listen)
@@ -164,13 +192,31 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
             source,
         })?;
     let client = EventsClient::new(&config.pagerduty.client_config())?;
-    let owner = format!("pagerbridge-{}", std::process::id());
     let metrics = Arc::new(Metrics::new());
+    let replica = leader::replica_name(config);
+    let (leadership, election) = match &location {
+        StoreLocation::Sqlite(_) => (
+            Leadership::sole(replica, sync_store.clone(), metrics.clone()),
+            Election::none(),
+        ),
+        StoreLocation::Postgres(pg) => leader::campaign(
+            &pg.connect_url(),
+            replica,
+            sync_store.clone(),
+            metrics.clone(),
+        )
+        .map_err(|e| {
+            DaemonError::Store(StoreError::Invalid(format!(
+                "the PostgreSQL URL {}: {e}",
+                pg.url()
+            )))
+        })?,
+    };
     let dispatcher = Dispatcher::new(
         store.clone(),
         client,
         dispatch_settings(config),
-        owner,
+        leadership.owner(),
         metrics.clone(),
     );
     let commit = GroupCommit::start(store.clone(), MAX_COMMIT_BATCH);
@@ -178,18 +224,14 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
     let (stop, stopped) = watch::channel(false);
 
     let mut tasks = vec![tokio::spawn(dispatcher.clone().run(stopped.clone()))];
-    tasks.push(tokio::spawn(purge_loop(
-        store.clone(),
-        config.outbox.retention.get(),
-        stopped.clone(),
-    )));
-    // Its own client: the self-alert must not queue behind what it reports.
+    // Every replica watches the outbox it shares, with its own client: the self-alert must not
+    // queue behind what it reports. (Leader-only, a replica's open incident would never be
+    // resolved once another replica leads.)
     if let Some(settings) = crate::self_alert::Settings::from_config(config) {
         let client = EventsClient::new(&config.pagerduty.client_config())?;
-        let outbox: Arc<dyn Store> = store.clone();
         tasks.push(tokio::spawn(crate::self_alert::run(
             settings,
-            outbox,
+            store.clone(),
             client,
             stopped.clone(),
         )));
@@ -203,63 +245,41 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         .as_ref()
         .map(|t| pagerduty::RestClient::new(&config.pagerduty.client_config(), t.expose()))
         .transpose()?;
-    let sync_store: Arc<dyn SyncStore> = store.clone();
+    // On every replica: a shared store hands each inbox item and write-back to one of them.
     let sync = Arc::new(
-        configured_sync(config, sync_store.clone(), rest.clone())?.with_metrics(metrics.sync()),
+        configured_sync(config, sync_store.clone(), rest.clone())?
+            .with_metrics(metrics.sync())
+            .with_owner(format!("{}-sync", leadership.owner())),
     );
     tasks.push(tokio::spawn(sync.clone().run(stopped.clone())));
-    match (&rest, config.sync.reconciler.enabled) {
-        (Some(rest), true) => {
-            let every = config.sync.reconciler.interval.get();
-            // A recovery younger than one pass (at most two minutes) may still be on its way.
-            let reconciler = Reconciler::new(rest.clone())
-                .with_settle(every.min(Duration::from_secs(120)))
-                .with_metrics(metrics.sync());
-            let outbox: Arc<dyn Store> = store.clone();
-            tasks.push(tokio::spawn(reconcile_loop(
-                reconciler,
-                outbox,
-                sync_store.clone(),
-                sync.clone(),
-                every,
-                stopped.clone(),
-            )));
+    if rest.is_none() && !config.monitors.is_empty() {
+        if config.sync.reconciler.enabled {
+            tracing::info!(
+                "the reconciler is off: it reads PagerDuty's REST API, and pagerduty.api_token is \
+                 not set"
+            );
         }
-        (None, true) if !config.monitors.is_empty() => tracing::info!(
-            "the reconciler is off: it reads PagerDuty's REST API, and pagerduty.api_token is not set"
-        ),
-        _ => {}
-    }
-    match (&rest, config.sync.maintenance.enabled) {
-        (Some(rest), true) if !config.monitors.is_empty() => {
-            let refresh = config.sync.maintenance.refresh.get();
-            let watch = MaintenanceWatch::new(rest.clone()).with_refresh(refresh);
-            tasks.push(tokio::spawn(maintenance_loop(
-                watch,
-                sync_store.clone(),
-                sync.clone(),
-                refresh.min(Duration::from_secs(30)),
-                stopped.clone(),
-            )));
+        if config.sync.maintenance.enabled {
+            tracing::info!(
+                "maintenance windows are not watched: that reads PagerDuty's REST API, and \
+                 pagerduty.api_token is not set"
+            );
         }
-        (None, true) if !config.monitors.is_empty() => tracing::info!(
-            "maintenance windows are not watched: that reads PagerDuty's REST API, and \
-             pagerduty.api_token is not set"
-        ),
-        _ => {}
     }
-    // Loading refused `sync.poller.enabled` without an API token.
-    if let (true, Some(rest)) = (config.sync.poller.enabled, &rest) {
-        let poller = Poller::new(rest.clone(), config.sync.poller.lookback.get())
-            .with_metrics(metrics.sync());
-        tasks.push(tokio::spawn(poll_loop(
-            poller,
-            sync_store.clone(),
-            sync.clone(),
-            config.sync.poller.interval.get(),
-            stopped.clone(),
-        )));
-    }
+    let work = LeaderWork {
+        config: config.clone(),
+        store: store.clone(),
+        sync_store: sync_store.clone(),
+        sync: sync.clone(),
+        rest: rest.clone(),
+        metrics: metrics.clone(),
+    };
+    tasks.push(tokio::spawn(leader::while_leading(
+        leadership.clone(),
+        stopped.clone(),
+        move |stop| work.start(stop),
+    )));
+
     let api = api::Api::new(config, store.clone(), sync_store.clone(), rest.clone());
     let page = StatusPage::new(
         config,
@@ -267,9 +287,10 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         sync_store.clone(),
         api.clone(),
         dispatcher.clone(),
-    );
+    )
+    .with_leadership(leadership.clone());
     let hooks = Arc::new(Webhooks {
-        store: sync_store,
+        store: sync_store.clone(),
         sync,
         secrets: config
             .sync
@@ -293,11 +314,10 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
         .merge(relay::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(ingest.clone())
-        .merge(health::routes(Readiness::new(
-            store.clone(),
-            dispatcher.clone(),
-            metrics.clone(),
-        )))
+        .merge(health::routes(
+            Readiness::new(sync_store, dispatcher.clone(), metrics.clone())
+                .with_leadership(leadership.clone()),
+        ))
         .merge(metrics::routes(
             metrics.clone(),
             store.clone(),
@@ -317,16 +337,84 @@ pub async fn start(config: &Config, listener: Option<TcpListener>) -> Result<Run
             })
             .await
     });
-    tracing::info!(%addr, data_dir = %config.data_dir().display(), "pagerbridge is serving");
+    tracing::info!(%addr, store = %config.store_url(), replica = %leadership.replica(),
+        "pagerbridge is serving");
     Ok(Running {
         addr,
         dispatcher,
-        store,
+        backend,
+        leadership,
+        election,
         stop,
         tasks,
         server,
         _lock: lock,
     })
+}
+
+/// The work done once for all replicas, by the leader: the reconciler, the maintenance checks,
+/// the poller (each would do the same REST calls on every replica), and purging old records.
+struct LeaderWork {
+    config: Config,
+    store: Arc<dyn Store>,
+    sync_store: Arc<dyn SyncStore>,
+    sync: Arc<Sync>,
+    rest: Option<pagerduty::RestClient>,
+    metrics: Arc<Metrics>,
+}
+
+impl LeaderWork {
+    /// Spawns the tasks; they run until `stop` turns true.
+    fn start(&self, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let config = &self.config;
+        let mut tasks = vec![tokio::spawn(purge_loop(
+            self.store.clone(),
+            config.outbox.retention.get(),
+            stop.clone(),
+        ))];
+        let Some(rest) = &self.rest else {
+            return tasks;
+        };
+        if config.sync.reconciler.enabled {
+            let every = config.sync.reconciler.interval.get();
+            // A recovery younger than one pass (at most two minutes) may still be on its way.
+            let reconciler = Reconciler::new(rest.clone())
+                .with_settle(every.min(Duration::from_secs(120)))
+                .with_metrics(self.metrics.sync());
+            tasks.push(tokio::spawn(reconcile_loop(
+                reconciler,
+                self.store.clone(),
+                self.sync_store.clone(),
+                self.sync.clone(),
+                every,
+                stop.clone(),
+            )));
+        }
+        if config.sync.maintenance.enabled && !config.monitors.is_empty() {
+            let refresh = config.sync.maintenance.refresh.get();
+            let watch = MaintenanceWatch::new(rest.clone()).with_refresh(refresh);
+            tasks.push(tokio::spawn(maintenance_loop(
+                watch,
+                self.sync_store.clone(),
+                self.sync.clone(),
+                refresh.min(Duration::from_secs(30)),
+                stop.clone(),
+            )));
+        }
+        // Loading refused `sync.poller.enabled` without an API token.
+        if config.sync.poller.enabled {
+            let poller = Poller::new(rest.clone(), config.sync.poller.lookback.get())
+                .with_metrics(self.metrics.sync());
+            tasks.push(tokio::spawn(poll_loop(
+                poller,
+                self.sync_store.clone(),
+                self.sync.clone(),
+                config.sync.poller.interval.get(),
+                stop,
+            )));
+        }
+        tasks
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> (StatusCode, axum::Json<serde_json::Value>) {
@@ -504,7 +592,7 @@ async fn poll_loop(
 
 /// Deletes delivered records once they are older than the retention, a few times per retention
 /// period (at most hourly).
-async fn purge_loop(store: Arc<SqliteStore>, retention: Duration, mut stop: watch::Receiver<bool>) {
+async fn purge_loop(store: Arc<dyn Store>, retention: Duration, mut stop: watch::Receiver<bool>) {
     let every = (retention / 10).clamp(Duration::from_secs(10), Duration::from_secs(3600));
     loop {
         let before =

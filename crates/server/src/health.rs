@@ -13,9 +13,14 @@
 //!   must keep. The check says whether PagerDuty answers, or that pagerbridge is in backoff and
 //!   why (`warn`).
 //!
-//! The body names each check with its status (`pass`, `warn`, `fail`) and reason; the answer is
-//! `200` when ready, `503` when not. New checks (which replica leads, once there are several)
-//! are new entries of `checks`.
+//! - `leader`: never fails readiness either: every replica takes and delivers events, leader
+//!   or not. It says whether this replica leads (runs the poller, the reconciler and the
+//!   maintenance checks) and, if not, which one does; `warn` when no replica has confirmed
+//!   leading for a while.
+//!
+//! The body names each check with its status (`pass`, `warn`, `fail`) and reason, and this
+//! replica's name, whether it leads and the leader's name (`replica`, `leading`, `leader`); the
+//! answer is `200` when ready, `503` when not.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +36,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::dispatch::{Dispatcher, Status};
+use crate::leader::{LeaderView, Leadership};
 use crate::metrics::Metrics;
 
 /// The row the store probe writes (in the way back's cursors table, where nothing reads it).
@@ -84,6 +90,8 @@ impl Check {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub checks: Vec<(&'static str, Check)>,
+    /// Who this replica is and who leads.
+    pub leader: Option<LeaderView>,
 }
 
 impl Report {
@@ -99,10 +107,47 @@ impl Report {
             .iter()
             .map(|(name, c)| ((*name).to_owned(), json!(c)))
             .collect();
-        json!({
+        let mut body = json!({
             "status": if self.ready() { "ready" } else { "not ready" },
             "checks": checks,
-        })
+        });
+        if let Some(l) = &self.leader {
+            body["replica"] = json!(l.replica);
+            body["leading"] = json!(l.leading);
+            body["leader"] = json!(l.leader.as_ref().map(|r| &r.replica));
+        }
+        body
+    }
+}
+
+/// The leader check: `pass` while someone leads, `warn` when nobody has confirmed leading for
+/// a while (the poller and the reconciler wait meanwhile); never `fail`.
+pub fn leader_check(view: &LeaderView, now: Timestamp) -> Check {
+    let me = &view.replica;
+    if view.leading {
+        return Check::pass(if view.shared {
+            format!(
+                "this replica ({me}) leads: it runs the poller, the reconciler and the \
+                 maintenance checks"
+            )
+        } else {
+            format!("this daemon ({me}) is the only one on its store, so it leads")
+        });
+    }
+    match &view.leader {
+        Some(r) if !r.is_stale(now) && !r.replica.is_empty() => Check::pass(format!(
+            "replica {} (pid {}) leads, since {}; this replica ({me}) takes and delivers events",
+            r.replica, r.pid, r.since
+        )),
+        Some(r) if !r.replica.is_empty() => Check::warn(format!(
+            "no replica leads at the moment: {} last confirmed at {}; this replica ({me}) \
+             tries to take over every few seconds",
+            r.replica, r.seen
+        )),
+        _ => Check::warn(format!(
+            "no replica leads at the moment; this replica ({me}) tries to take over every few \
+             seconds"
+        )),
     }
 }
 
@@ -144,6 +189,7 @@ pub struct Readiness {
     store: Arc<dyn SyncStore>,
     dispatcher: Dispatcher,
     metrics: Arc<Metrics>,
+    leadership: Option<Leadership>,
     last_probe: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
@@ -153,19 +199,33 @@ impl Readiness {
             store,
             dispatcher,
             metrics,
+            leadership: None,
             last_probe: tokio::sync::Mutex::new(None),
         }
     }
 
+    /// Adds the `leader` check.
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = Some(leadership);
+        self
+    }
+
     pub async fn report(&self) -> Report {
         let status = self.dispatcher.status();
-        Report {
-            checks: vec![
-                ("store", self.store_check().await),
-                ("dispatcher", dispatcher_check(&status)),
-                ("pagerduty", pagerduty_check(&status)),
-            ],
-        }
+        let mut checks = vec![
+            ("store", self.store_check().await),
+            ("dispatcher", dispatcher_check(&status)),
+            ("pagerduty", pagerduty_check(&status)),
+        ];
+        let leader = match &self.leadership {
+            Some(l) => {
+                let view = l.view().await;
+                checks.push(("leader", leader_check(&view, Timestamp::now())));
+                Some(view)
+            }
+            None => None,
+        };
+        Report { checks, leader }
     }
 
     async fn store_check(&self) -> Check {
@@ -272,6 +332,7 @@ mod tests {
                 ("dispatcher", dispatcher_check(&s)),
                 ("pagerduty", pagerduty_check(&s)),
             ],
+            leader: None,
         };
         assert!(report.ready());
         assert_eq!(report.to_json()["status"], "ready");
@@ -282,9 +343,45 @@ mod tests {
     fn a_stopped_dispatcher_is_not_ready() {
         let report = Report {
             checks: vec![("dispatcher", dispatcher_check(&Status::default()))],
+            leader: None,
         };
         assert!(!report.ready());
         assert_eq!(report.to_json()["status"], "not ready");
         assert_eq!(report.to_json()["checks"]["dispatcher"]["status"], "fail");
+    }
+
+    #[test]
+    fn the_leader_check_names_the_leader_and_never_fails() {
+        use crate::leader::LeaderRecord;
+        let now = Timestamp::now();
+        let mut view = LeaderView {
+            replica: "b".into(),
+            leading: false,
+            leader: Some(LeaderRecord {
+                replica: "a".into(),
+                pid: 7,
+                since: now,
+                seen: now,
+            }),
+            shared: true,
+        };
+        let c = leader_check(&view, now);
+        assert_eq!(c.status, CheckStatus::Pass);
+        assert!(c.reason.starts_with("replica a (pid 7) leads"), "{c:?}");
+        view.leader.as_mut().unwrap().seen = now - jiff::SignedDuration::from_secs(60);
+        assert_eq!(leader_check(&view, now).status, CheckStatus::Warn);
+        view.leader = None;
+        assert_eq!(leader_check(&view, now).status, CheckStatus::Warn);
+        view.leading = true;
+        let c = leader_check(&view, now);
+        assert_eq!(c.status, CheckStatus::Pass);
+        assert!(c.reason.contains("this replica (b) leads"), "{c:?}");
+        let report = Report {
+            checks: vec![("leader", c)],
+            leader: Some(view),
+        };
+        let body = report.to_json();
+        assert_eq!(body["replica"], "b");
+        assert_eq!(body["leading"], true);
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod daemon;
 pub mod dispatch;
 pub mod health;
+pub mod leader;
 pub mod metrics;
 pub mod relay;
 pub mod self_alert;

@@ -389,6 +389,8 @@ pub struct Metrics {
     hooks: [[AtomicU64; HookResult::ALL.len()]; Hook::ALL.len()],
     sync: Arc<SyncMetrics>,
     writes: Writes,
+    /// This replica's name and whether it leads (see [`crate::leader`]); unset until known.
+    leader: Mutex<Option<(String, bool)>>,
 }
 
 impl Default for Metrics {
@@ -407,7 +409,13 @@ impl Metrics {
             hooks: Default::default(),
             sync: Arc::new(SyncMetrics::new(started)),
             writes: Writes::default(),
+            leader: Mutex::new(None),
         }
+    }
+
+    /// Whether this replica (`replica`) leads now: `pagerbridge_leader`.
+    pub fn set_leader(&self, replica: &str, leading: bool) {
+        *self.leader.lock().expect("not poisoned") = Some((replica.to_owned(), leading));
     }
 
     /// The counters of an ingest route; called once per route when the routes are built.
@@ -653,6 +661,19 @@ pub fn render(
         "When the daemon started, in seconds since the Unix epoch.",
     );
     t.sample("pagerbridge_start_time_seconds", &[], unix(m.started));
+    if let Some((replica, leading)) = m.leader.lock().expect("not poisoned").clone() {
+        t.family(
+            "pagerbridge_leader",
+            "gauge",
+            "1 while this replica leads (runs the poller, the reconciler and the maintenance \
+             checks), else 0. Always 1 with SQLite; with PostgreSQL, one replica.",
+        );
+        t.sample(
+            "pagerbridge_leader",
+            &[("replica", replica.as_str())],
+            u8::from(leading),
+        );
+    }
 
     // Ingest.
     let routes: Vec<Arc<RouteCounters>> = m.routes.lock().expect("not poisoned").clone();

@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use crate::api::Api;
 use crate::dispatch::{Dispatcher, Status};
+use crate::leader::{LeaderView, Leadership};
 // Routing keys are secrets: shown as /metrics labels them, so the two can be matched.
 use crate::metrics::mask_key;
 
@@ -80,6 +81,8 @@ struct Inner {
     /// The poller's cursor, when it polls.
     poller_cursor: Option<String>,
     webhooks: bool,
+    /// Which replica this is, and who leads.
+    leadership: Option<Leadership>,
 }
 
 impl StatusPage {
@@ -110,7 +113,19 @@ impl StatusPage {
                 .then(|| pagerbridge_sync::poller::DEFAULT_CURSOR.to_owned()),
             webhooks: !config.sync.webhooks.secrets.is_empty()
                 || config.sync.webhooks.legacy_secret.is_some(),
+            leadership: None,
         }))
+    }
+
+    /// Shows this replica's name and the leader. Call before the page is shared.
+    pub fn with_leadership(self, leadership: Leadership) -> StatusPage {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.leadership = Some(leadership);
+                StatusPage(Arc::new(inner))
+            }
+            Err(shared) => StatusPage(shared),
+        }
     }
 }
 
@@ -139,6 +154,8 @@ struct Snapshot {
     webhooks: bool,
     /// `Some` when the poller runs: its cursor, once it has one.
     poller_cursor: Option<Option<String>>,
+    /// This replica and the leader, when known.
+    leader: Option<LeaderView>,
     notice: Option<Notice>,
     refresh: bool,
 }
@@ -259,6 +276,10 @@ async fn snapshot(
         inbox_waiting: p.sync.inbox_pending(INBOX_COUNTED).await?.len(),
         webhooks: p.webhooks,
         poller_cursor,
+        leader: match &p.leadership {
+            Some(l) => Some(l.view().await),
+            None => None,
+        },
         notice,
         refresh,
     })
@@ -640,9 +661,14 @@ fn render(s: &Snapshot, rest_base: &str) -> String {
     let _ = write!(
         out,
         "<header>\n<h1>pagerbridge status</h1>\n<p>version {version} · at {now}</p>\n\
-         <p>{refresh}</p>\n</header>\n<main>\n",
+         {replica}<p>{refresh}</p>\n</header>\n<main>\n",
         version = Esc(env!("CARGO_PKG_VERSION")),
         now = time(s.now, s.now, false),
+        replica = s
+            .leader
+            .as_ref()
+            .map(|l| replica_line(l, s.now))
+            .unwrap_or_default(),
     );
     if let Some(n) = &s.notice {
         let now = match n.state {
@@ -669,6 +695,31 @@ fn render(s: &Snapshot, rest_base: &str) -> String {
         Esc(rest_base)
     );
     out
+}
+
+/// Which replica served the page, and which one leads.
+fn replica_line(l: &LeaderView, now: Timestamp) -> String {
+    let me = Esc(&l.replica);
+    let leader = match (&l.leader, l.leading) {
+        (_, true) if l.shared => "this replica leads".to_owned(),
+        (_, true) => "the only daemon on its store, so it leads".to_owned(),
+        (Some(r), false) if !r.replica.is_empty() && !r.is_stale(now) => format!(
+            "leader: <span id=\"leader-name\">{}</span> (since {})",
+            Esc(&r.replica),
+            time(r.since, now, true)
+        ),
+        (Some(r), false) if !r.replica.is_empty() => format!(
+            "<span class=\"warning\">no replica leads at the moment</span> ({} last confirmed \
+             {})",
+            Esc(&r.replica),
+            time(r.seen, now, true)
+        ),
+        _ => "<span class=\"warning\">no replica leads at the moment</span>".to_owned(),
+    };
+    format!(
+        "<p id=\"replica\">Replica <strong id=\"replica-name\">{me}</strong> · \
+         <span id=\"leader\">{leader}</span></p>\n"
+    )
 }
 
 fn overview(out: &mut String, s: &Snapshot) {
@@ -1092,6 +1143,17 @@ mod tests {
             inbox_waiting: 0,
             webhooks: true,
             poller_cursor: Some(Some(text.to_owned())),
+            leader: Some(LeaderView {
+                replica: text.to_owned(),
+                leading: false,
+                leader: Some(crate::leader::LeaderRecord {
+                    replica: text.to_owned(),
+                    pid: 1,
+                    since: now,
+                    seen: now,
+                }),
+                shared: true,
+            }),
             notice: Some(Notice {
                 id: 1,
                 state: Some(EventState::Pending),

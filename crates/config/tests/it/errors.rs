@@ -10,7 +10,8 @@ use super::{ORIGIN, no_env, problem, problems};
 fn unknown_field_lists_the_valid_ones() {
     assert_eq!(
         problem("[server]\nlisten = \"127.0.0.1:9000\"\nlisen = \"127.0.0.1:9000\"\n"),
-        "pagerbridge.toml:3:1: server.lisen: unknown field `lisen`, expected `listen` or `data_dir`"
+        "pagerbridge.toml:3:1: server.lisen: unknown field `lisen`, expected one of `listen`, \
+         `data_dir`, `replica_name`"
     );
     assert_eq!(
         problem("[outbox.retry]\nmax_delay = \"1m\"\nmax_delays = \"1m\"\n"),
@@ -202,16 +203,36 @@ fn region_is_us_or_eu() {
 }
 
 #[test]
-fn postgres_store_is_not_supported_yet() {
-    assert_eq!(
-        problem("[store]\nurl = \"postgres://pagerbridge@db/pagerbridge\"\n"),
-        "pagerbridge.toml:2:7: store.url: PostgreSQL is not supported yet: only sqlite:// store \
-         URLs are accepted for now"
-    );
+fn store_urls_and_passwords() {
     assert_eq!(
         problem("[store]\nurl = \"mysql://db/pagerbridge\"\n"),
-        "pagerbridge.toml:2:7: store.url: unsupported database scheme `mysql`: only sqlite:// is \
-         supported"
+        "pagerbridge.toml:2:7: store.url: unsupported database scheme `mysql`: use sqlite:// \
+         (one daemon) or postgres:// (several replicas), e.g. \
+         \"sqlite:///var/lib/pagerbridge/pagerbridge.db\" or \
+         \"postgres://pagerbridge@db.example.com/pagerbridge\""
+    );
+    // A password in the URL is refused, and not repeated.
+    let p = problem("[store]\nurl = \"postgres://pb:hunter2@db/pagerbridge\"\n");
+    assert!(
+        p.starts_with("pagerbridge.toml:2:7: store.url: the URL holds a password"),
+        "{p}"
+    );
+    assert!(!p.contains("hunter2"), "{p}");
+    assert_eq!(
+        problem("[store]\npassword = { env = \"DB_PW\" }\n"),
+        "pagerbridge.toml:2:12: store.password: only a PostgreSQL store takes a password: set \
+         store.url to a postgres:// URL, or remove store.password"
+    );
+    assert_eq!(
+        problem(
+            "[store]\nurl = \"postgres://pb@db/pagerbridge\"\npassword = { env = \"DB_PW\" }\n"
+        ),
+        "pagerbridge.toml:3:12: store.password: environment variable DB_PW is not set"
+    );
+    assert_eq!(
+        problem("[server]\nreplica_name = \"a b\"\n"),
+        "pagerbridge.toml:2:16: server.replica_name: \"a b\": ' ' is not allowed; use letters, \
+         digits, `.`, `-` and `_`"
     );
 }
 

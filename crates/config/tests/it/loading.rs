@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pagerbridge_config::{
-    Config, Duration as ConfigDuration, Proxy, Region, Secret, SecretSource, StoreUrl,
+    Config, Duration as ConfigDuration, Proxy, Region, Secret, SecretSource, StoreLocation,
+    StoreUrl,
 };
 use pagerduty::ProxyConfig;
 
@@ -323,5 +324,56 @@ fn log_and_self_alert_sections() {
             .log_file()
             .unwrap(),
         Path::new("/var/log/pb.log")
+    );
+}
+
+#[test]
+fn a_postgres_store_with_its_password_kept_out_of_the_url() {
+    let env = |name: &str| (name == "PAGERBRIDGE_DB_PASSWORD").then(|| "s3cret/pw".to_owned());
+    let text = "[server]\nreplica_name = \"pagerbridge-a\"\n[store]\n\
+                url = \"postgres://pagerbridge@db1:5433/pagerbridge?sslmode=require\"\n\
+                password = { env = \"PAGERBRIDGE_DB_PASSWORD\" }\n";
+    let from_env = Config::from_str_with_env(text, ORIGIN, Path::new("/srv"), &env).unwrap();
+    // `send` and `event` open the store too: the password is read for them as well.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("db-password"), "s3cret/pw\n").unwrap();
+    let path = dir.path().join("pagerbridge.toml");
+    std::fs::write(
+        &path,
+        text.replace(
+            "{ env = \"PAGERBRIDGE_DB_PASSWORD\" }",
+            "{ file = \"db-password\" }",
+        ),
+    )
+    .unwrap();
+    let from_file = Config::load_for(&path, pagerbridge_config::Purpose::Enqueue).unwrap();
+    for config in [from_env, from_file] {
+        assert_eq!(config.server.replica_name.as_deref(), Some("pagerbridge-a"));
+        assert_eq!(
+            config.store_url(),
+            "postgres://pagerbridge@db1:5433/pagerbridge?sslmode=require"
+        );
+        let StoreLocation::Postgres(pg) = config.store_location() else {
+            panic!("not postgres")
+        };
+        assert_eq!(
+            pg.connect_url(),
+            "postgres://pagerbridge:s3cret%2Fpw@db1:5433/pagerbridge?sslmode=require"
+        );
+        let shown = format!("{config:?} {}", config.store_location());
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+    // Without store.password, libpq's PGPASSWORD or ~/.pgpass apply (the driver reads them).
+    let config = parse("[store]\nurl = \"postgres://pagerbridge@db1/pagerbridge\"\n").unwrap();
+    let StoreLocation::Postgres(pg) = config.store_location() else {
+        panic!("not postgres")
+    };
+    assert_eq!(pg.connect_url(), "postgres://pagerbridge@db1/pagerbridge");
+    // SQLite stays the default.
+    assert_eq!(
+        parse("").unwrap().store_location(),
+        StoreLocation::Sqlite(PathBuf::from(
+            "/srv/pagerbridge/pagerbridge-data/pagerbridge.db"
+        ))
     );
 }

@@ -30,8 +30,13 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// Pending events of one lane taken per claim (coalescing looks at these).
     pub per_lane: usize,
-    /// How long a claim is ours. Longer than any lane's work: a request times out long before.
+    /// How long a claim is ours. With a shared store (PostgreSQL) it is how long a dead
+    /// replica's lanes wait before another replica takes them over.
     pub lease: Duration,
+    /// The longest one send and the record of its outcome may take: no send of a claim starts
+    /// later than this before the claim's lease ends (the lane is released instead, and
+    /// claimed again), so a lane another replica takes over is never sent to by two at once.
+    pub send_budget: Duration,
     pub coalesce: bool,
     pub events_per_minute: u32,
     pub burst: u32,
@@ -50,6 +55,7 @@ impl Default for Settings {
             max_in_flight: 32,
             per_lane: 100,
             lease: Duration::from_secs(300),
+            send_budget: Duration::from_secs(15),
             coalesce: true,
             events_per_minute: 100,
             burst: 10,
@@ -376,6 +382,11 @@ async fn work_lane(sh: &Shared, claim: Claim, done: &mpsc::UnboundedSender<Recor
         let ev = &claim.events[idx];
         if sent_before {
             checkpoint(done, &claim, &mut outcomes).await;
+        }
+        let budget = jiff::SignedDuration::try_from(s.send_budget).unwrap_or_default();
+        if Timestamp::now() + budget >= claim.expires {
+            // The lease would end mid-send: release the lane; it is claimed again at once.
+            break;
         }
         sent_before = true;
         let now = Instant::now();
