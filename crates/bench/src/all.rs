@@ -253,6 +253,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 pagerduty_url: emu.url.clone(),
                 coalesce: true,
                 max_in_flight: 32,
+                store_url: None,
             },
         )
         .await?;
@@ -291,6 +292,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                     max_in_flight: 32,
                     timeout: Duration::from_secs(900),
                     quiet: Some((quiet.min_idle, quiet.max_wait)),
+                    store_url: None,
                 },
             )
             .await;
@@ -393,6 +395,7 @@ async fn daemon_series(
                 pagerduty_url: pagerduty_url.to_owned(),
                 coalesce: true,
                 max_in_flight: 32,
+                store_url: None,
             },
         )
         .await?;

@@ -8,7 +8,7 @@ use anyhow::bail;
 
 use crate::latency::last_seq;
 use crate::load::{Conn, addr_of};
-use crate::outbox::{Reader, prefill};
+use crate::outbox::{Reader, prefill, prefill_postgres};
 use crate::procs::{self, DaemonSetup};
 use crate::stats::{CpuWatch, SystemCpu, wait_quiet};
 
@@ -21,6 +21,8 @@ pub struct DrainOptions {
     pub timeout: Duration,
     /// After filling, wait until the machine is this % idle (for at most the duration).
     pub quiet: Option<(f64, Duration)>,
+    /// A PostgreSQL database (empty) instead of a SQLite file in the directory.
+    pub store_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,8 +62,13 @@ impl DrainResult {
 
     pub fn line(&self) -> String {
         format!(
-            "{} events over {} keys (coalesce {}): queue empty after {:.2} s: {:.0} deliveries/s, {:.0} events cleared/s; \
+            "{}{} events over {} keys (coalesce {}): queue empty after {:.2} s: {:.0} deliveries/s, {:.0} events cleared/s; \
              outbox {:?}; emulator received {}; CPU daemon {:.0}%, emulator {:.0}%, others {:.0}%; filling took {:.1} s",
+            if self.opts.store_url.is_some() {
+                "PostgreSQL: "
+            } else {
+                "SQLite: "
+            },
             self.opts.events,
             self.opts.keys,
             self.opts.coalesce,
@@ -88,10 +95,16 @@ pub async fn run(
 ) -> anyhow::Result<DrainResult> {
     let _ = std::fs::remove_dir_all(dir);
     let db = procs::database(dir);
-    let fill = prefill(&db, opts.events, opts.keys, 10_000).await?;
+    let fill = match &opts.store_url {
+        Some(url) => prefill_postgres(url, opts.events, opts.keys, 10_000).await?,
+        None => prefill(&db, opts.events, opts.keys, 10_000).await?,
+    };
     let mut emu = Conn::open(addr_of(emulator_url)?).await?;
     let seq_before = last_seq(&mut emu, 0).await?;
-    let reader = Reader::open(&db).await?;
+    let reader = match &opts.store_url {
+        Some(url) => Reader::open_postgres(url).await?,
+        None => Reader::open(&db).await?,
+    };
     if let Some((min_idle, max_wait)) = opts.quiet {
         let idle = wait_quiet(min_idle, max_wait).await;
         eprintln!("[bench] drain: machine {idle:.0}% idle before");
@@ -106,6 +119,7 @@ pub async fn run(
             pagerduty_url: emulator_url.to_owned(),
             coalesce: opts.coalesce,
             max_in_flight: opts.max_in_flight,
+            store_url: opts.store_url.clone(),
         },
     )
     .await?;

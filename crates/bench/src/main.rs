@@ -3,6 +3,7 @@
 //! the load generator, the measuring side, and the baseline server.
 
 mod all;
+mod backends;
 mod baseline;
 mod drain;
 mod fsync;
@@ -100,6 +101,10 @@ enum Command {
         coalesce: bool,
         #[arg(long, default_value_t = 32)]
         max_in_flight: usize,
+        /// A PostgreSQL database to use instead of a SQLite file (empty: its tables are created
+        /// and filled; it is left as the run ends).
+        #[arg(long, value_name = "URL")]
+        store_url: Option<String>,
     },
     /// Resident memory of the daemon with a deep queue it cannot deliver.
     Memory {
@@ -165,6 +170,9 @@ enum Command {
     },
     /// Everything, against the release binaries, with a markdown summary on stdout.
     All(all::Args),
+    /// Ingest and drain rates with the SQLite store and with a PostgreSQL one, side by side,
+    /// with a markdown summary on stdout.
+    Backends(backends::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -241,6 +249,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             keys,
             coalesce,
             max_in_flight,
+            store_url,
         } => {
             let pb = pagerbridge.unwrap_or_else(procs::default_pagerbridge);
             std::fs::create_dir_all(&work)?;
@@ -257,6 +266,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     max_in_flight,
                     timeout: Duration::from_secs(900),
                     quiet: None,
+                    store_url,
                 },
             )
             .await;
@@ -345,6 +355,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", r.lines());
         }
         Command::All(args) => all::run(args).await?,
+        Command::Backends(args) => backends::run(args).await?,
     }
     Ok(())
 }

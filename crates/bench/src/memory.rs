@@ -83,6 +83,7 @@ pub async fn run(
             // identical triggers collapses them (even while PagerDuty is unreachable).
             coalesce: false,
             max_in_flight: 32,
+            store_url: None,
         },
     )
     .await?;

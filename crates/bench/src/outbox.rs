@@ -1,4 +1,6 @@
-//! Filling an outbox before the daemon starts, and reading its depth while the daemon runs.
+//! Filling an outbox before the daemon starts, and reading its depth while the daemon runs: a
+//! SQLite file, or a PostgreSQL database (both schemas have `lanes.pending` and
+//! `events.state`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -6,8 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use jiff::Timestamp;
 use pagerbridge_server::relay::prepare;
+use pagerbridge_store::postgres::PgStore;
 use pagerbridge_store::sqlite::SqliteStore;
 use pagerbridge_store::{EventKind, NewEvent, Store};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use crate::load::trigger;
@@ -26,6 +30,26 @@ pub async fn prefill(
     }
     let started = Instant::now();
     let store = SqliteStore::open(db).await?;
+    fill(&store, total, keys, batch).await?;
+    store.close().await;
+    Ok(started.elapsed())
+}
+
+/// [`prefill`] into the PostgreSQL database at `url` (its tables created if needed).
+pub async fn prefill_postgres(
+    url: &str,
+    total: usize,
+    keys: usize,
+    batch: usize,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let store = PgStore::connect(url).await?;
+    fill(&store, total, keys, batch).await?;
+    store.close().await;
+    Ok(started.elapsed())
+}
+
+async fn fill(store: &dyn Store, total: usize, keys: usize, batch: usize) -> anyhow::Result<()> {
     let keys = keys.max(1);
     let mut done = 0;
     while done < total {
@@ -42,13 +66,13 @@ pub async fn prefill(
         store.insert(&events).await?;
         done += n;
     }
-    store.close().await;
-    Ok(started.elapsed())
+    Ok(())
 }
 
 /// A read-only connection to a daemon's outbox.
-pub struct Reader {
-    pool: SqlitePool,
+pub enum Reader {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
 
 impl Reader {
@@ -62,28 +86,44 @@ impl Reader {
             .connect_with(opts)
             .await
             .with_context(|| format!("opening {} read-only", db.display()))?;
-        Ok(Reader { pool })
+        Ok(Reader::Sqlite(pool))
+    }
+
+    /// The PostgreSQL database at `url`, whose tables exist (filled, or a daemon started).
+    pub async fn open_postgres(url: &str) -> anyhow::Result<Reader> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .context("connecting to the PostgreSQL store")?;
+        Ok(Reader::Postgres(pool))
     }
 
     /// Pending events, from the per-lane counts the dispatcher keeps (cheap at any depth).
     pub async fn pending(&self) -> anyhow::Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(pending), 0) FROM lanes")
-            .fetch_one(&self.pool)
-            .await?;
+        const SQL: &str = "SELECT CAST(COALESCE(SUM(pending), 0) AS BIGINT) FROM lanes";
+        let n: i64 = match self {
+            Reader::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await?,
+            Reader::Postgres(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await?,
+        };
         Ok(n as u64)
     }
 
     /// Events per state.
     pub async fn states(&self) -> anyhow::Result<Vec<(String, u64)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM events GROUP BY state ORDER BY state")
-                .fetch_all(&self.pool)
-                .await?;
+        const SQL: &str = "SELECT state, COUNT(*) FROM events GROUP BY state ORDER BY state";
+        let rows: Vec<(String, i64)> = match self {
+            Reader::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
+            Reader::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
+        };
         Ok(rows.into_iter().map(|(s, n)| (s, n as u64)).collect())
     }
 
     pub async fn close(self) {
-        self.pool.close().await;
+        match self {
+            Reader::Sqlite(pool) => pool.close().await,
+            Reader::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

@@ -114,6 +114,8 @@ pub struct DaemonSetup {
     pub pagerduty_url: String,
     pub coalesce: bool,
     pub max_in_flight: usize,
+    /// A `postgres://` database instead of the SQLite file in the data directory.
+    pub store_url: Option<String>,
 }
 
 /// Writes `dir/pagerbridge.toml` with data in `dir/data`; returns the file's path. Limits off:
@@ -127,7 +129,11 @@ pub fn write_config(dir: &Path, setup: &DaemonSetup) -> anyhow::Result<PathBuf> 
 }
 
 pub fn config_text(setup: &DaemonSetup) -> String {
-    format!(
+    let store = match &setup.store_url {
+        Some(url) => format!("\n[store]\nurl = \"{url}\"\n"),
+        None => String::new(),
+    };
+    let text = format!(
         "# Written by pagerbridge-bench.\n\
          [server]\n\
          data_dir = \"data\"\n\
@@ -148,7 +154,8 @@ pub fn config_text(setup: &DaemonSetup) -> String {
         url = setup.pagerduty_url,
         coalesce = setup.coalesce,
         mif = setup.max_in_flight,
-    )
+    );
+    text + &store
 }
 
 /// The outbox database of a configuration written by [`write_config`].
@@ -252,6 +259,7 @@ mod tests {
             pagerduty_url: "http://127.0.0.1:9".into(),
             coalesce: false,
             max_in_flight: 32,
+            store_url: None,
         });
         let c = pagerbridge_config::Config::from_str(&text, "bench", Path::new("/tmp/x"))
             .expect("valid configuration");

@@ -201,6 +201,7 @@ pub async fn run(
             pagerduty_url: url.to_owned(),
             coalesce: true,
             max_in_flight: 32,
+            store_url: None,
         };
         let config = procs::write_config(&dir, &setup)?;
         let mut text = std::fs::read_to_string(&config)?;
@@ -217,6 +218,7 @@ pub async fn run(
         pagerduty_url: emulator.to_owned(),
         coalesce: true,
         max_in_flight: 32,
+        store_url: None,
     };
     // `procs::daemon` rewrites the configuration: add the rules back before the calls.
     let daemon = procs::daemon(pb, &dir, &setup).await?;

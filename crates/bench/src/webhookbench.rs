@@ -100,6 +100,7 @@ pub async fn run(
         pagerduty_url: "http://127.0.0.1:9".into(),
         coalesce: true,
         max_in_flight: 32,
+        store_url: None,
     };
     procs::write_config(&dir, &setup)?;
     let config = dir.join("pagerbridge.toml");
