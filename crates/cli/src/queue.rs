@@ -4,10 +4,10 @@
 //! Tables for people, `--json` for scripts. Retry and drop change one state transition each in
 //! the store's own transactions, so they are safe while the daemon delivers.
 
-use std::collections::HashSet;
 use std::process::ExitCode;
 
 use jiff::Timestamp;
+use pagerbridge_store::change::{self, Change};
 use pagerbridge_store::{
     EventKind, EventRecord, ListQuery, QueueStats, State, StoreError, WritebackState,
 };
@@ -23,9 +23,6 @@ Exit codes:
   2  bad usage, or an invalid configuration file
   3  the outbox cannot be read or written (missing, unavailable, disk full)
   4  show: no event with that id";
-
-/// Ids per retry/drop transaction: one commit for many, none holding the writer for long.
-const CHANGE_CHUNK: usize = 500;
 
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = EXIT_CODES)]
@@ -482,35 +479,6 @@ async fn show(store: &dyn OutboxStore, id: i64, now: Timestamp, json: bool) -> R
     Ok(0)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Retry,
-    Drop,
-}
-
-impl Change {
-    fn eligible(self, state: State) -> bool {
-        match self {
-            Change::Retry => matches!(state, State::Dead | State::Dropped),
-            Change::Drop => matches!(state, State::Pending | State::Dead),
-        }
-    }
-
-    fn verb(self) -> &'static str {
-        match self {
-            Change::Retry => "retried",
-            Change::Drop => "dropped",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Change::Retry => "retry",
-            Change::Drop => "drop",
-        }
-    }
-}
-
 /// Every dead letter's id, paging through the list so any number fits.
 async fn all_dead(store: &dyn OutboxStore) -> Result<Vec<i64>, Failure> {
     let mut ids = Vec::new();
@@ -543,74 +511,41 @@ async fn change(
     json: bool,
     all_dead: bool,
 ) -> Result<u8, Failure> {
-    let mut seen = HashSet::new();
-    let mut eligible = Vec::new();
-    let mut not_eligible = Vec::new();
-    let mut unknown = Vec::new();
-    for id in ids.into_iter().filter(|id| seen.insert(*id)) {
-        match store.get(id).await? {
-            None => unknown.push(id),
-            Some(r) if op.eligible(r.state) => eligible.push(id),
-            Some(r) => not_eligible.push((id, r.state)),
-        }
-    }
-    let mut changed = 0;
-    for chunk in eligible.chunks(CHANGE_CHUNK) {
-        changed += match op {
-            Change::Retry => store.retry(chunk, now).await?,
-            Change::Drop => store.drop_events(chunk, now).await?,
-        };
-    }
-    // Only when the daemon (delivering a pending event) or another operator got there between
-    // the check and the change.
-    let raced = eligible.len() as u64 - changed.min(eligible.len() as u64);
-    let all_changed = not_eligible.is_empty() && unknown.is_empty() && raced == 0;
+    let report = change::apply(store, op, ids, now).await?;
     if json {
-        let v = json!({
-            "action": op.name(),
-            "changed": changed,
-            "ids": eligible,
-            "not_eligible": not_eligible
-                .iter()
-                .map(|(id, state)| json!({"id": id, "state": state}))
-                .collect::<Vec<_>>(),
-            "unknown": unknown,
-            "changed_meanwhile": raced,
-        });
-        println!("{v}");
+        println!("{}", json!(report));
     } else {
-        if all_dead && eligible.is_empty() {
+        if all_dead && report.ids.is_empty() {
             println!("No dead letters to retry.");
         } else {
             println!(
-                "{} {changed} event(s){}",
+                "{} {} event(s){}",
                 capitalise(op.verb()),
-                id_list(&eligible)
+                report.changed,
+                id_list(&report.ids)
             );
         }
-        if raced > 0 {
+        if report.changed_meanwhile > 0 {
             eprintln!(
-                "{raced} of them changed state meanwhile (delivered by the daemon, or changed by \
-                 another operator) and were left as they were"
+                "{} of them changed state meanwhile (delivered by the daemon, or changed by \
+                 another operator) and were left as they were",
+                report.changed_meanwhile
             );
         }
-        if !not_eligible.is_empty() {
-            let list: Vec<String> = not_eligible
+        if !report.not_eligible.is_empty() {
+            let list: Vec<String> = report
+                .not_eligible
                 .iter()
-                .map(|(id, state)| format!("{id} ({state})"))
+                .map(|n| format!("{} ({})", n.id, n.state))
                 .collect();
-            let allowed = match op {
-                Change::Retry => "only dead or dropped events can be retried",
-                Change::Drop => "only pending or dead events can be dropped",
-            };
-            eprintln!("Not {}: {} ({allowed})", op.verb(), list.join(", "));
+            eprintln!("Not {}: {} ({})", op.verb(), list.join(", "), op.allowed());
         }
-        if !unknown.is_empty() {
-            let list: Vec<String> = unknown.iter().map(i64::to_string).collect();
+        if !report.unknown.is_empty() {
+            let list: Vec<String> = report.unknown.iter().map(i64::to_string).collect();
             eprintln!("No such event: {}", list.join(", "));
         }
     }
-    Ok(if all_changed { 0 } else { 1 })
+    Ok(if report.all_changed() { 0 } else { 1 })
 }
 
 fn id_list(ids: &[i64]) -> String {

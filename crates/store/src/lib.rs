@@ -11,6 +11,7 @@
 //! to one alert. A lane is worked by one dispatcher at a time (a claim with a lease), head first;
 //! different lanes proceed in parallel.
 
+pub mod change;
 pub mod conformance;
 pub mod group_commit;
 pub mod postgres;

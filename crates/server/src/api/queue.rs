@@ -2,22 +2,18 @@
 //! same JSON), and retry and drop, which change one state transition each in the store's own
 //! transactions, so they are safe while the dispatcher delivers.
 
-use std::collections::HashSet;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
+use pagerbridge_store::change::{self, Change};
 use pagerbridge_store::{ListQuery, QueueStats, State as EventState};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ErrorKind};
 use super::input::{JsonBody, LIMIT, Param, ParamKind, PathText, Query};
 use super::{Api, Endpoint};
-
-/// Ids per retry/drop transaction: one commit for many, none holding the writer for long.
-const CHANGE_CHUNK: usize = 500;
 
 const STATES: &[&str] = &["pending", "delivered", "dead", "coalesced", "dropped"];
 
@@ -198,12 +194,6 @@ async fn event(State(api): State<Api>, PathText(id): PathText) -> Result<Json<Va
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Retry,
-    Drop,
-}
-
 async fn retry(State(api): State<Api>, body: JsonBody) -> Result<Response, ApiError> {
     change(&api, Change::Retry, body).await
 }
@@ -218,54 +208,18 @@ async fn change(api: &Api, op: Change, body: JsonBody) -> Result<Response, ApiEr
     if ids.is_empty() {
         return Err(ApiError::field("ids", "ids: give at least one event id"));
     }
-    let store = api.store();
-    let now = Timestamp::now();
-    let mut seen = HashSet::new();
-    let mut eligible = Vec::new();
-    let mut not_eligible = Vec::new();
-    let mut unknown = Vec::new();
-    for id in ids.into_iter().filter(|id| seen.insert(*id)) {
-        match store.get(id).await? {
-            None => unknown.push(id),
-            Some(r) if eligible_for(op, r.state) => eligible.push(id),
-            Some(r) => not_eligible.push((id, r.state)),
-        }
-    }
-    let mut changed = 0;
-    for chunk in eligible.chunks(CHANGE_CHUNK) {
-        changed += match op {
-            Change::Retry => store.retry(chunk, now).await?,
-            Change::Drop => store.drop_events(chunk, now).await?,
-        };
-    }
-    // Only when the dispatcher (delivering a pending event) or another operator got there
-    // between the check and the change.
-    let raced = eligible.len() as u64 - changed.min(eligible.len() as u64);
-    let (name, allowed) = match op {
-        Change::Retry => ("retry", "only dead or dropped events can be retried"),
-        Change::Drop => ("drop", "only pending or dead events can be dropped"),
-    };
-    let report = json!({
-        "action": name,
-        "changed": changed,
-        "ids": eligible,
-        "not_eligible": not_eligible
-            .iter()
-            .map(|(id, state)| json!({"id": id, "state": state}))
-            .collect::<Vec<_>>(),
-        "unknown": unknown,
-        "changed_meanwhile": raced,
-    });
-    if not_eligible.is_empty() && unknown.is_empty() && raced == 0 {
+    let report = change::apply(api.store(), op, ids, Timestamp::now()).await?;
+    if report.all_changed() {
         return Ok((StatusCode::OK, Json(report)).into_response());
     }
-    if changed > 0 {
+    if report.changed > 0 {
         return Ok((StatusCode::MULTI_STATUS, Json(report)).into_response());
     }
-    let mut err = if not_eligible.is_empty() && raced == 0 {
+    let mut err = if report.not_eligible.is_empty() && report.changed_meanwhile == 0 {
         ApiError::not_found(format!(
             "no event with id {}",
-            unknown
+            report
+                .unknown
                 .iter()
                 .map(i64::to_string)
                 .collect::<Vec<_>>()
@@ -275,20 +229,13 @@ async fn change(api: &Api, op: Change, body: JsonBody) -> Result<Response, ApiEr
         ApiError::new(
             StatusCode::CONFLICT,
             ErrorKind::Conflict,
-            format!("nothing to {name}: {allowed}"),
+            format!("nothing to {}: {}", op.name(), op.allowed()),
         )
     };
     err.field = Some("ids".into());
-    let Value::Object(members) = report else {
-        unreachable!("built as an object")
+    let Value::Object(members) = json!(report) else {
+        unreachable!("a report serialises as an object")
     };
     err.extra = Some(Box::new(members));
     Err(err)
-}
-
-fn eligible_for(op: Change, state: EventState) -> bool {
-    match op {
-        Change::Retry => matches!(state, EventState::Dead | EventState::Dropped),
-        Change::Drop => matches!(state, EventState::Pending | EventState::Dead),
-    }
 }
