@@ -15,6 +15,7 @@ pub mod change;
 pub mod conformance;
 pub mod group_commit;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 pub mod sync;
 pub mod sync_conformance;

@@ -24,14 +24,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use pagerduty::events::EventAction;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
+use crate::rows::{ms, record, ts};
 use crate::{
-    Claim, EventKind, EventRecord, InboxItem, IncidentUpdate, KeyStats, LaneResult, ListQuery,
-    MappedIncident, NewEvent, NewWriteback, Outcome, QueueStats, Received, Result, State, Store,
-    StoreError, SyncEffects, SyncStore, WritebackOutcome, WritebackRecord, WritebackState,
+    Claim, EventRecord, InboxItem, IncidentUpdate, KeyStats, LaneResult, ListQuery, MappedIncident,
+    NewEvent, NewWriteback, Outcome, QueueStats, Received, Result, Store, StoreError, SyncEffects,
+    SyncStore, WritebackOutcome, WritebackRecord, WritebackState,
 };
 
 #[path = "postgres_sync.rs"]
@@ -51,14 +51,6 @@ const PURGE_CHUNK: i64 = 5_000;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-}
-
-fn ms(t: Timestamp) -> i64 {
-    t.as_millisecond()
-}
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
@@ -200,45 +192,6 @@ async fn lock_lanes_of(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Resul
 const EVENT_COLUMNS: &str = "e.id, e.lane, e.kind, e.routing_key, e.dedup_key, e.action, e.body, \
     e.source, e.received_at, e.state, e.attempts, e.last_attempt_at, e.last_status, e.last_error, \
     e.response, e.finished_at, e.coalesced_into, l.next_attempt_at";
-
-fn record(row: &PgRow) -> Result<EventRecord> {
-    let kind: String = row.get("kind");
-    let state: String = row.get("state");
-    let action: Option<String> = row.get("action");
-    let bad =
-        |what: &str, v: &str| StoreError::Other(format!("unknown {what} {v:?} in the database"));
-    let state = State::parse(&state).ok_or_else(|| bad("state", &state))?;
-    Ok(EventRecord {
-        id: row.get("id"),
-        lane: row.get("lane"),
-        kind: EventKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
-        routing_key: row.get("routing_key"),
-        dedup_key: row.get("dedup_key"),
-        action: match action.as_deref() {
-            None => None,
-            Some("trigger") => Some(EventAction::Trigger),
-            Some("acknowledge") => Some(EventAction::Acknowledge),
-            Some("resolve") => Some(EventAction::Resolve),
-            Some(other) => return Err(bad("action", other)),
-        },
-        body: row.get("body"),
-        source: row.get("source"),
-        received_at: ts(row.get("received_at")),
-        attempts: row.get::<i32, _>("attempts") as u32,
-        next_attempt_at: if state == State::Pending {
-            row.get::<Option<i64>, _>("next_attempt_at").map(ts)
-        } else {
-            None
-        },
-        state,
-        last_attempt_at: row.get::<Option<i64>, _>("last_attempt_at").map(ts),
-        last_status: row.get::<Option<i32>, _>("last_status").map(|s| s as u16),
-        last_error: row.get("last_error"),
-        response: row.get("response"),
-        finished_at: row.get::<Option<i64>, _>("finished_at").map(ts),
-        coalesced_into: row.get("coalesced_into"),
-    })
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum OutcomeKind {

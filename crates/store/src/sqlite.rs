@@ -25,17 +25,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use pagerduty::events::EventAction;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, Transaction};
 use tokio::sync::Mutex;
 
+use crate::rows::{ms, record, ts};
 use crate::{
     Claim, EventKind, EventRecord, InboxItem, IncidentUpdate, KeyStats, LaneResult, ListQuery,
-    MappedIncident, NewEvent, NewWriteback, Outcome, QueueStats, Received, Result, State, Store,
+    MappedIncident, NewEvent, NewWriteback, Outcome, QueueStats, Received, Result, Store,
     StoreError, SyncEffects, SyncStore, WritebackOutcome, WritebackRecord, WritebackState,
 };
 
@@ -65,14 +64,6 @@ pub struct SqliteStore {
     claims: Mutex<HashMap<String, (String, Timestamp)>>,
     /// write-back id -> (owner, expires)
     writeback_claims: Mutex<HashMap<i64, (String, Timestamp)>>,
-}
-
-fn ms(t: Timestamp) -> i64 {
-    t.as_millisecond()
-}
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// Maps SQLite's result codes to what the caller can do about them.
@@ -264,45 +255,6 @@ fn held(claims: &HashMap<String, (String, Timestamp)>, lane: &str, now: Timestam
 const EVENT_COLUMNS: &str = "e.id, e.lane, e.kind, e.routing_key, e.dedup_key, e.action, e.body, \
     e.source, e.received_at, e.state, e.attempts, e.last_attempt_at, e.last_status, e.last_error, \
     e.response, e.finished_at, e.coalesced_into, l.next_attempt_at";
-
-fn record(row: &SqliteRow) -> Result<EventRecord> {
-    let kind: String = row.get("kind");
-    let state: String = row.get("state");
-    let action: Option<String> = row.get("action");
-    let bad =
-        |what: &str, v: &str| StoreError::Other(format!("unknown {what} {v:?} in the database"));
-    let state = State::parse(&state).ok_or_else(|| bad("state", &state))?;
-    Ok(EventRecord {
-        id: row.get("id"),
-        lane: row.get("lane"),
-        kind: EventKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
-        routing_key: row.get("routing_key"),
-        dedup_key: row.get("dedup_key"),
-        action: match action.as_deref() {
-            None => None,
-            Some("trigger") => Some(EventAction::Trigger),
-            Some("acknowledge") => Some(EventAction::Acknowledge),
-            Some("resolve") => Some(EventAction::Resolve),
-            Some(other) => return Err(bad("action", other)),
-        },
-        body: row.get("body"),
-        source: row.get("source"),
-        received_at: ts(row.get("received_at")),
-        attempts: row.get::<i64, _>("attempts") as u32,
-        next_attempt_at: if state == State::Pending {
-            row.get::<Option<i64>, _>("next_attempt_at").map(ts)
-        } else {
-            None
-        },
-        state,
-        last_attempt_at: row.get::<Option<i64>, _>("last_attempt_at").map(ts),
-        last_status: row.get::<Option<i64>, _>("last_status").map(|s| s as u16),
-        last_error: row.get("last_error"),
-        response: row.get("response"),
-        finished_at: row.get::<Option<i64>, _>("finished_at").map(ts),
-        coalesced_into: row.get("coalesced_into"),
-    })
-}
 
 /// After events of `lane` left the pending state: lowers its count, and removes the lane when
 /// nothing is left (checking, so that a count off by an operator's concurrent change can never

@@ -6,24 +6,15 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use pagerduty::events::EventAction;
-use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{SqliteStore, map_err, ms, ts};
+use crate::rows::{INCIDENT_COLUMNS, WRITEBACK_COLUMNS, incident, json_text, writeback};
 use crate::sync::{
     InboxItem, IncidentUpdate, MappedIncident, MonitorState, NewWriteback, Received, SyncEffects,
     WritebackOutcome, WritebackRecord, WritebackState,
 };
-use crate::{EventKind, NewEvent, Result, StoreError};
-
-fn json_text(v: &Value) -> String {
-    v.to_string()
-}
-
-fn parse_json(s: Option<String>) -> Option<Value> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-}
+use crate::{EventKind, NewEvent, Result};
 
 /// A row's event is a trigger after a recovery, or after PagerDuty resolved the incident: a
 /// new problem. PagerDuty opens a new incident for it, so what was known of the old one (its
@@ -96,60 +87,6 @@ pub(super) async fn map_origins(
         b.build().execute(&mut **tx).await.map_err(map_err)?;
     }
     Ok(())
-}
-
-const INCIDENT_COLUMNS: &str = "routing_key, dedup_key, source, monitor_ref, problem_id, \
-    problem_started_at, problem_seen_at, monitor_state, monitor_changed_at, incident_id, incident_url, \
-    service_id, pd_status, pd_changed_at, memo, created_at, updated_at";
-
-fn incident(row: &SqliteRow) -> Result<MappedIncident> {
-    let state: String = row.get("monitor_state");
-    Ok(MappedIncident {
-        routing_key: row.get("routing_key"),
-        dedup_key: row.get("dedup_key"),
-        source: row.get("source"),
-        monitor_ref: parse_json(row.get("monitor_ref")).unwrap_or(Value::Null),
-        problem_id: row.get("problem_id"),
-        problem_started_at: row.get::<Option<i64>, _>("problem_started_at").map(ts),
-        problem_seen_at: ts(row.get("problem_seen_at")),
-        monitor_state: MonitorState::parse(&state).ok_or_else(|| {
-            StoreError::Other(format!("unknown monitor state {state:?} in the database"))
-        })?,
-        monitor_changed_at: ts(row.get("monitor_changed_at")),
-        incident_id: row.get("incident_id"),
-        incident_url: row.get("incident_url"),
-        service_id: row.get("service_id"),
-        pd_status: row.get("pd_status"),
-        pd_changed_at: row.get::<Option<i64>, _>("pd_changed_at").map(ts),
-        memo: parse_json(row.get("memo")),
-        created_at: ts(row.get("created_at")),
-        updated_at: ts(row.get("updated_at")),
-    })
-}
-
-const WRITEBACK_COLUMNS: &str = "id, monitor, routing_key, dedup_key, change, state, attempts, \
-    next_attempt_at, last_error, detail, created_at, finished_at";
-
-fn writeback(row: &SqliteRow) -> Result<WritebackRecord> {
-    let state: String = row.get("state");
-    Ok(WritebackRecord {
-        id: row.get("id"),
-        monitor: row.get("monitor"),
-        routing_key: row.get("routing_key"),
-        dedup_key: row.get("dedup_key"),
-        change: parse_json(row.get("change")).unwrap_or(Value::Null),
-        state: WritebackState::parse(&state).ok_or_else(|| {
-            StoreError::Other(format!(
-                "unknown write-back state {state:?} in the database"
-            ))
-        })?,
-        attempts: row.get::<i64, _>("attempts") as u32,
-        next_attempt_at: ts(row.get("next_attempt_at")),
-        last_error: row.get("last_error"),
-        detail: row.get("detail"),
-        created_at: ts(row.get("created_at")),
-        finished_at: row.get::<Option<i64>, _>("finished_at").map(ts),
-    })
 }
 
 async fn update_incidents_in(
