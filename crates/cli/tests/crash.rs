@@ -23,46 +23,13 @@ use pagerbridge_testkit::{DEMO_ROUTING_KEY, TestPd};
 use pagerduty_emulator::{FaultKind, FaultSpec, Scope};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pagerbridge");
+mod support;
+use support::BIN;
+use support::alert_life::{Action, Model, apply, script};
+
 const KEYS: usize = 16;
 const EVENTS_PER_KEY: usize = 40;
 const KILLS: usize = 5;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
-    Trigger,
-    Acknowledge,
-    Resolve,
-}
-
-impl Action {
-    fn as_str(self) -> &'static str {
-        match self {
-            Action::Trigger => "trigger",
-            Action::Acknowledge => "acknowledge",
-            Action::Resolve => "resolve",
-        }
-    }
-}
-
-/// PagerDuty's alert rules, reduced to what the final state depends on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Model {
-    None,
-    Triggered,
-    Acknowledged,
-    Resolved,
-}
-
-fn apply(m: Model, a: Action) -> Model {
-    match (m, a) {
-        (Model::None | Model::Resolved, Action::Trigger) => Model::Triggered,
-        (Model::Triggered | Model::Acknowledged, Action::Trigger) => m,
-        (Model::Triggered | Model::Acknowledged, Action::Acknowledge) => Model::Acknowledged,
-        (Model::Triggered | Model::Acknowledged, Action::Resolve) => Model::Resolved,
-        (other, _) => other,
-    }
-}
 
 /// The daemon as a child process on a fixed port, so that senders find it again after a
 /// restart.
@@ -151,23 +118,6 @@ max_cooldown = "400ms"
     path
 }
 
-/// Per key: a plausible life of an alert, with repeats (monitors re-notify) and reopenings.
-fn script(key: usize) -> Vec<Action> {
-    let mut out = Vec::with_capacity(EVENTS_PER_KEY);
-    let mut x = (key as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for _ in 0..EVENTS_PER_KEY {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.push(match x % 10 {
-            0..=4 => Action::Trigger,
-            5..=6 => Action::Acknowledge,
-            _ => Action::Resolve,
-        });
-    }
-    out
-}
-
 #[derive(Debug, Clone)]
 struct Accepted {
     seq: u64,
@@ -193,7 +143,7 @@ async fn sender(key: usize, via: Via, seq: Arc<AtomicU64>, log: Arc<Mutex<Vec<Ac
         .build()
         .unwrap();
     let dedup = format!("crash-{key}");
-    for action in script(key) {
+    for action in script(key as u64 + 1, EVENTS_PER_KEY) {
         let n = seq.fetch_add(1, Ordering::SeqCst);
         let link = format!("https://crash.test/seq/{n}");
         loop {

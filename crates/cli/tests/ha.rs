@@ -31,7 +31,10 @@ use pagerduty::rest::{IncidentStatus, IncidentUpdate};
 use pagerduty_emulator::{FaultKind, FaultSpec, Scope};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pagerbridge");
+mod support;
+use support::BIN;
+use support::alert_life::{Action, Model, apply, script};
+
 /// Keys of relayed events; every fourth goes in through `pagerbridge event` instead.
 const KEYS: usize = 10;
 const EVENTS_PER_KEY: usize = 30;
@@ -39,59 +42,6 @@ const EVENTS_PER_KEY: usize = 30;
 /// the way back, written to the `webhook` monitor.
 const ALERTS: usize = 6;
 const WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
-    Trigger,
-    Acknowledge,
-    Resolve,
-}
-
-impl Action {
-    fn as_str(self) -> &'static str {
-        match self {
-            Action::Trigger => "trigger",
-            Action::Acknowledge => "acknowledge",
-            Action::Resolve => "resolve",
-        }
-    }
-}
-
-/// PagerDuty's alert rules, reduced to what the final state depends on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Model {
-    None,
-    Triggered,
-    Acknowledged,
-    Resolved,
-}
-
-fn apply(m: Model, a: Action) -> Model {
-    match (m, a) {
-        (Model::None | Model::Resolved, Action::Trigger) => Model::Triggered,
-        (Model::Triggered | Model::Acknowledged, Action::Trigger) => m,
-        (Model::Triggered | Model::Acknowledged, Action::Acknowledge) => Model::Acknowledged,
-        (Model::Triggered | Model::Acknowledged, Action::Resolve) => Model::Resolved,
-        (other, _) => other,
-    }
-}
-
-/// Per key: a plausible life of an alert, with repeats and reopenings.
-fn script(key: usize) -> Vec<Action> {
-    let mut x = (key as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (0..EVENTS_PER_KEY)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            match x % 10 {
-                0..=4 => Action::Trigger,
-                5..=6 => Action::Acknowledge,
-                _ => Action::Resolve,
-            }
-        })
-        .collect()
-}
 
 /// One replica as a child process on a fixed port (the emulator's webhook subscription and the
 /// senders need its address before it starts).
@@ -254,7 +204,10 @@ async fn sender(
 ) {
     let http = http();
     let dedup = format!("ha-{key}");
-    for (i, action) in script(key).into_iter().enumerate() {
+    for (i, action) in script(key as u64 + 7, EVENTS_PER_KEY)
+        .into_iter()
+        .enumerate()
+    {
         let n = seq.fetch_add(1, Ordering::SeqCst);
         let link = format!("https://ha.test/seq/{n}");
         let mut attempt = 0;
