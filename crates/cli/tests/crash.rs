@@ -13,19 +13,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pagerbridge_store::sqlite::SqliteStore;
 use pagerbridge_store::{ListQuery, State, Store};
 use pagerbridge_testkit::{DEMO_ROUTING_KEY, TestPd};
-use pagerduty_emulator::{FaultKind, FaultSpec, Scope};
 use serde_json::{Value, json};
 
 mod support;
 use support::BIN;
-use support::alert_life::{Action, Model, apply, script};
+use support::alert_life::{Action, Chaos, Model, apply, script};
 
 const KEYS: usize = 16;
 const EVENTS_PER_KEY: usize = 40;
@@ -237,35 +236,7 @@ async fn every_accepted_event_survives_sigkill_and_an_unreliable_pagerduty_in_or
 
     // PagerDuty misbehaving all along: 503s, dropped connections before and after processing,
     // answers slower than the client's timeout.
-    let chaos_on = Arc::new(AtomicBool::new(true));
-    let chaos = {
-        let on = chaos_on.clone();
-        let shared = pd.shared().clone();
-        tokio::spawn(async move {
-            let kinds = [
-                (FaultKind::Status, Some(503), None, 4),
-                (FaultKind::Drop, None, None, 2),
-                (FaultKind::DropAfter, None, None, 2),
-                (FaultKind::Delay, None, Some(500), 1),
-                (FaultKind::RateLimit, None, None, 2),
-            ];
-            let mut i = 0;
-            while on.load(Ordering::SeqCst) {
-                let (kind, status, delay_ms, count) = kinds[i % kinds.len()];
-                let _ = shared.faults.add(FaultSpec {
-                    kind,
-                    status,
-                    retry_after: None,
-                    delay_ms,
-                    count: Some(count),
-                    seconds: None,
-                    scope: Scope::Events,
-                });
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(150)).await;
-            }
-        })
-    };
+    let chaos = Chaos::start(&pd, 500);
 
     let seq = Arc::new(AtomicU64::new(1));
     let accepted = Arc::new(Mutex::new(Vec::new()));
@@ -293,8 +264,7 @@ async fn every_accepted_event_survives_sigkill_and_an_unreliable_pagerduty_in_or
     for s in senders {
         s.await.unwrap();
     }
-    chaos_on.store(false, Ordering::SeqCst);
-    chaos.await.unwrap();
+    chaos.stop().await;
     pd.shared().faults.clear();
 
     // Drain: the daemon delivers the rest once PagerDuty behaves.

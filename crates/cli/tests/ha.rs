@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,12 +28,11 @@ use pagerbridge_store::postgres::PgStore;
 use pagerbridge_store::{ListQuery, State, Store, SyncStore, WritebackState};
 use pagerbridge_testkit::{Canned, DEMO_ROUTING_KEY, Recorder, TestPd};
 use pagerduty::rest::{IncidentStatus, IncidentUpdate};
-use pagerduty_emulator::{FaultKind, FaultSpec, Scope};
 use serde_json::{Value, json};
 
 mod support;
 use support::BIN;
-use support::alert_life::{Action, Model, apply, script};
+use support::alert_life::{Action, Chaos, Model, apply, script};
 
 /// Keys of relayed events; every fourth goes in through `pagerbridge event` instead.
 const KEYS: usize = 10;
@@ -393,35 +392,7 @@ async fn two_replicas_survive_the_leaders_sigkill_without_losing_reordering_or_r
     .await;
 
     // PagerDuty misbehaving all along: 503s, dropped connections, slow answers, throttling.
-    let chaos_on = Arc::new(AtomicBool::new(true));
-    let chaos = {
-        let on = chaos_on.clone();
-        let shared = pd.shared().clone();
-        tokio::spawn(async move {
-            let kinds = [
-                (FaultKind::Status, Some(503), None, 4),
-                (FaultKind::Drop, None, None, 2),
-                (FaultKind::DropAfter, None, None, 2),
-                (FaultKind::Delay, None, Some(700), 1),
-                (FaultKind::RateLimit, None, None, 2),
-            ];
-            let mut i = 0;
-            while on.load(Ordering::SeqCst) {
-                let (kind, status, delay_ms, count) = kinds[i % kinds.len()];
-                let _ = shared.faults.add(FaultSpec {
-                    kind,
-                    status,
-                    retry_after: None,
-                    delay_ms,
-                    count: Some(count),
-                    seconds: None,
-                    scope: Scope::Events,
-                });
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(150)).await;
-            }
-        })
-    };
+    let chaos = Chaos::start(&pd, 700);
 
     // Sustained ingest over both replicas.
     let ingest_started = Instant::now();
@@ -485,8 +456,7 @@ async fn two_replicas_survive_the_leaders_sigkill_without_losing_reordering_or_r
     for s in senders {
         s.await.unwrap();
     }
-    chaos_on.store(false, Ordering::SeqCst);
-    chaos.await.unwrap();
+    chaos.stop().await;
     pd.shared().faults.clear();
 
     // Drain: lanes a held are b's once their lease passes.

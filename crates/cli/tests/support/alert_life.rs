@@ -55,3 +55,51 @@ pub fn script(seed: u64, events: usize) -> Vec<Action> {
         })
         .collect()
 }
+
+/// PagerDuty misbehaving all along, until [`Chaos::stop`]: 503s, connections dropped before and
+/// after processing, answers slower than `slow_ms`, throttling — a few of each in turn, every
+/// 150 ms, on the Events API.
+pub struct Chaos {
+    on: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Chaos {
+    pub fn start(pd: &pagerbridge_testkit::TestPd, slow_ms: u64) -> Chaos {
+        use pagerduty_emulator::{FaultKind, FaultSpec, Scope};
+        use std::sync::atomic::Ordering;
+        let on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let running = on.clone();
+        let shared = pd.shared().clone();
+        let task = tokio::spawn(async move {
+            let kinds = [
+                (FaultKind::Status, Some(503), None, 4),
+                (FaultKind::Drop, None, None, 2),
+                (FaultKind::DropAfter, None, None, 2),
+                (FaultKind::Delay, None, Some(slow_ms), 1),
+                (FaultKind::RateLimit, None, None, 2),
+            ];
+            let mut i = 0;
+            while running.load(Ordering::SeqCst) {
+                let (kind, status, delay_ms, count) = kinds[i % kinds.len()];
+                let _ = shared.faults.add(FaultSpec {
+                    kind,
+                    status,
+                    retry_after: None,
+                    delay_ms,
+                    count: Some(count),
+                    seconds: None,
+                    scope: Scope::Events,
+                });
+                i += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            }
+        });
+        Chaos { on, task }
+    }
+
+    pub async fn stop(self) {
+        self.on.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.unwrap();
+    }
+}
